@@ -1,0 +1,231 @@
+"""The dataset model: kohya layout `DATASET/<repeats>_<name>/` with image + same-stem caption."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prep.captions import read_caption, write_caption
+from prep.errors import DatasetNotFound
+from prep.images import is_image_name
+
+DEFAULT_CAPTION_EXTENSION = ".txt"
+LORAKIT_DIR = ".lorakit"
+
+_CONCEPT_RE = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
+
+
+def parse_concept_folder_name(name: str) -> tuple[int, str] | None:
+    """`10_shiina mayuri` -> (10, "shiina mayuri"); None when not `<positive int>_<name>`."""
+    match = _CONCEPT_RE.match(name)
+    if not match:
+        return None
+    repeats = int(match.group(1))
+    concept = match.group(2)
+    if repeats <= 0 or not concept.strip():
+        return None
+    return repeats, concept
+
+
+def normalize_caption_extension(ext: str) -> str:
+    """`txt` or `.txt` -> `.txt`."""
+    return ext if ext.startswith(".") else "." + ext
+
+
+@dataclass
+class FolderListing:
+    """The files of one folder, split by kind (one scandir, no file opened)."""
+
+    folder: Path
+    images: list[Path] = field(default_factory=list)
+    captions: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def list_folder(folder: Path, caption_extension: str = DEFAULT_CAPTION_EXTENSION) -> FolderListing:
+    """List a folder's images, captions, sub-folders and other files, sorted by name.
+
+    Hidden entries (`.lorakit`, dotfiles) are ignored. Entries that cannot be examined (broken
+    symlinks, permission errors) go to `unreadable` with a reason instead of raising.
+    """
+    caption_extension = normalize_caption_extension(caption_extension).lower()
+    listing = FolderListing(folder)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        listing.unreadable.append((folder, exc.strerror or str(exc)))
+        return listing
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()
+            is_file = entry.is_file()
+        except OSError as exc:
+            listing.unreadable.append((path, exc.strerror or str(exc)))
+            continue
+        if is_dir:
+            listing.folders.append(path)
+        elif is_file:
+            lower = entry.name.lower()
+            if is_image_name(lower):
+                listing.images.append(path)
+            elif lower.endswith(caption_extension):
+                listing.captions.append(path)
+            else:
+                listing.others.append(path)
+        elif entry.is_symlink():
+            listing.unreadable.append((path, "broken symbolic link"))
+        else:
+            listing.others.append(path)
+    return listing
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One `<repeats>_<name>` folder."""
+
+    folder: Path
+    name: str
+    repeats: int
+
+    @property
+    def folder_name(self) -> str:
+        return self.folder.name
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training image and its (possibly absent) caption file."""
+
+    image: Path
+    caption_path: Path
+    concept: Concept | None
+
+    @property
+    def repeats(self) -> int:
+        return self.concept.repeats if self.concept else 1
+
+    @property
+    def has_caption(self) -> bool:
+        return self.caption_path.is_file()
+
+    def read_tags(self) -> list[str]:
+        """The caption's tags; [] when there is no caption file."""
+        try:
+            return read_caption(self.caption_path)
+        except FileNotFoundError:
+            return []
+
+    @property
+    def tags(self) -> list[str]:
+        return self.read_tags()
+
+    def effective_tags(self) -> list[str]:
+        """What kohya trains: the caption, or the concept name when there is no caption file."""
+        if self.has_caption:
+            return self.read_tags()
+        return [self.concept.name] if self.concept else []
+
+    def write_tags(self, tags: list[str]) -> None:
+        """Write the caption atomically (not journaled: use prep.journal for user-facing edits)."""
+        write_caption(self.caption_path, tags)
+
+
+@dataclass
+class Dataset:
+    """A folder of concept folders (or, when `bare`, a plain folder of images)."""
+
+    root: Path
+    concepts: list[Concept]
+    items: list[Item]
+    caption_extension: str = DEFAULT_CAPTION_EXTENSION
+    bare: bool = False
+
+    @classmethod
+    def load(
+        cls,
+        root: str | os.PathLike[str],
+        caption_extension: str = DEFAULT_CAPTION_EXTENSION,
+        *,
+        allow_bare: bool = False,
+        recursive: bool = False,
+    ) -> Dataset:
+        """Scan a dataset folder without opening any image.
+
+        With allow_bare, a folder that holds no concept folder is loaded as one bare folder of
+        images (recursively with `recursive`), each item with concept None.
+        """
+        root_path = Path(root)
+        if not root_path.is_dir():
+            raise DatasetNotFound(f"{root_path}: not a folder; pass the dataset folder (DATASET/<repeats>_<name>/)")
+        ext = normalize_caption_extension(caption_extension)
+        top = list_folder(root_path, ext)
+        concepts: list[Concept] = []
+        items: list[Item] = []
+        for folder in top.folders:
+            parsed = parse_concept_folder_name(folder.name)
+            if parsed is None:
+                continue
+            concept = Concept(folder, parsed[1], parsed[0])
+            concepts.append(concept)
+            for image in list_folder(folder, ext).images:
+                items.append(Item(image, image.with_suffix(ext), concept))
+        if concepts or not allow_bare:
+            return cls(root_path, concepts, items, ext)
+        images = iter_images(root_path, recursive=recursive)
+        items = [Item(image, image.with_suffix(ext), None) for image in images]
+        return cls(root_path, [], items, ext, bare=True)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def items_of(self, concept: Concept) -> list[Item]:
+        return [item for item in self.items if item.concept == concept]
+
+    def relative(self, path: Path) -> str:
+        """A path relative to the dataset root, with forward slashes."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def tag_counts(self, concept: Concept | None = None) -> Counter[str]:
+        """Per tag, the number of captions holding it (each caption counts a tag once)."""
+        counts: Counter[str] = Counter()
+        for item in self.items:
+            if concept is not None and item.concept != concept:
+                continue
+            counts.update(set(item.read_tags()))
+        return counts
+
+
+def iter_images(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The images of a folder (hidden entries skipped), sorted; sub-folders too when recursive.
+
+    Symlinked folders are followed once each, so a symlink loop cannot recurse forever.
+    """
+    images: list[Path] = []
+    seen: set[str] = set()
+    pending = [folder]
+    while pending:
+        current = pending.pop(0)
+        real = os.path.realpath(current)
+        if real in seen:
+            continue
+        seen.add(real)
+        listing = list_folder(current)
+        images.extend(listing.images)
+        if recursive:
+            pending.extend(listing.folders)
+    return images

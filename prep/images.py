@@ -1,0 +1,36 @@
+"""Which files are images, and which image files kohya's scripts read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# What kohya sd-scripts (and so lorakit's trainer) reads; compared case-insensitively.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+
+# Image formats users collect that kohya does not read.
+UNSUPPORTED_IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".gif", ".tif", ".tiff", ".avif", ".heic", ".jfif"}
+)
+
+# Pillow format name -> the extensions that may carry it.
+FORMAT_EXTENSIONS: dict[str, frozenset[str]] = {
+    "PNG": frozenset({".png"}),
+    "JPEG": frozenset({".jpg", ".jpeg", ".jfif"}),
+    "MPO": frozenset({".jpg", ".jpeg"}),  # multi-picture JPEGs from cameras
+    "WEBP": frozenset({".webp"}),
+    "BMP": frozenset({".bmp"}),
+    "GIF": frozenset({".gif"}),
+    "TIFF": frozenset({".tif", ".tiff"}),
+    "AVIF": frozenset({".avif"}),
+    "HEIF": frozenset({".heic"}),
+}
+
+
+def is_image_name(name: str) -> bool:
+    """True when a file name has an extension kohya reads as an image."""
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_unsupported_image_name(name: str) -> bool:
+    """True for image formats kohya skips (.gif, .tiff, .avif, ...)."""
+    return Path(name).suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS

@@ -1,0 +1,293 @@
+"""The undo journal: every writing operation records the previous bytes of what it changes.
+
+Layout inside a dataset: `.lorakit/journal/<id>/` holding `meta.json` (command, times, state,
+count) and `entries.jsonl`, one record per file, appended and flushed *before* the file is
+touched. A kill at any point leaves each file wholly old or wholly new (writes are atomic), and
+`undo` restores the old state from the records, whether or not the operation finished.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prep.captions import format_caption
+from prep.dataset import LORAKIT_DIR
+from prep.errors import JournalError
+from prep.fsio import atomic_write_bytes
+
+JOURNAL_DIR = "journal"
+_INLINE_LIMIT = 64 * 1024  # larger previous contents go to a blob file, not the JSON line
+
+
+def journal_root(dataset_root: Path) -> Path:
+    return Path(dataset_root) / LORAKIT_DIR / JOURNAL_DIR
+
+
+@dataclass(frozen=True)
+class OperationInfo:
+    """One journaled operation as `lorakit history` shows it."""
+
+    id: str
+    command: str
+    started: float
+    finished: float | None
+    count: int
+    state: str  # "running" (or interrupted), "done", "undone"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "command": self.command,
+            "started": self.started,
+            "finished": self.finished,
+            "count": self.count,
+            "state": self.state,
+        }
+
+
+class Operation:
+    """An open journal entry; every change to a user file goes through one of its methods."""
+
+    def __init__(self, root: Path, folder: Path, command: str) -> None:
+        self.root = root
+        self.folder = folder
+        self.command = command
+        self.started = time.time()
+        self.count = 0
+        self._touched: set[str] = set()
+        self._blob_seq = 0
+        self._entries = open(folder / "entries.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._write_meta("running")
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _rel(self, path: Path) -> str:
+        path = Path(path)
+        absolute = path if path.is_absolute() else Path.cwd() / path
+        try:
+            return Path(os.path.relpath(absolute, self.root)).as_posix()
+        except ValueError:
+            raise JournalError(f"{path}: outside the dataset {self.root}; cannot journal it") from None
+
+    def _write_meta(self, state: str, finished: float | None = None) -> None:
+        meta = {
+            "id": self.folder.name,
+            "command": self.command,
+            "started": self.started,
+            "finished": finished,
+            "count": self.count,
+            "state": state,
+        }
+        atomic_write_bytes(self.folder / "meta.json", json.dumps(meta).encode())
+
+    def _append(self, record: dict[str, object]) -> None:
+        self._entries.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._entries.flush()
+
+    def _remember(self, path: Path, rel: str) -> None:
+        """Record the bytes `path` holds now (once per operation), before it is changed."""
+        if rel in self._touched:
+            return
+        self._touched.add(rel)
+        record: dict[str, object] = {"op": "write", "path": rel}
+        try:
+            st = os.stat(path)
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            record["before"] = None
+        else:
+            record["mtime_ns"] = st.st_mtime_ns
+            if len(data) <= _INLINE_LIMIT:
+                record["before"] = base64.b64encode(data).decode("ascii")
+            else:
+                self._blob_seq += 1
+                blob = f"blobs/{self._blob_seq:08d}"
+                (self.folder / "blobs").mkdir(exist_ok=True)
+                atomic_write_bytes(self.folder / blob, data)
+                record["blob"] = blob
+        self._append(record)
+
+    # -- the changes ----------------------------------------------------------------------------
+    def write_bytes(self, path: Path, data: bytes) -> bool:
+        """Write a file (creating it or replacing it); False when it already held these bytes."""
+        path = Path(path)
+        rel = self._rel(path)
+        try:
+            if path.read_bytes() == data:
+                return False
+        except FileNotFoundError:
+            pass
+        self._remember(path, rel)
+        atomic_write_bytes(path, data)
+        self.count += 1
+        return True
+
+    def write_text(self, path: Path, text: str) -> bool:
+        return self.write_bytes(path, text.encode("utf-8"))
+
+    def write_caption(self, path: Path, tags: Iterable[str]) -> bool:
+        return self.write_text(path, format_caption(tags))
+
+    def move(self, src: Path, dst: Path) -> None:
+        """Move a file (an image to the trash, a rename); undo moves it back."""
+        src, dst = Path(src), Path(dst)
+        if dst.exists():
+            raise JournalError(f"{dst}: already exists; refusing to overwrite it with {src}")
+        self._append({"op": "move", "src": self._rel(src), "dst": self._rel(dst)})
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(src, dst)
+        self.count += 1
+
+    def delete(self, path: Path) -> None:
+        """Remove a file from the dataset by moving it into the journal (undo puts it back)."""
+        self._blob_seq += 1
+        self.move(Path(path), self.folder / "deleted" / f"{self._blob_seq:08d}")
+
+    def close(self, state: str = "done") -> None:
+        self._entries.close()
+        self._write_meta(state, time.time())
+
+    def __enter__(self) -> Operation:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # An exception still leaves a complete record of what was changed: mark it done so that
+        # undo treats it like any other operation.
+        self.close("done" if exc_type is None else "failed")
+
+
+class Journal:
+    """The undo journal of one dataset (or bare folder)."""
+
+    def __init__(self, dataset_root: str | os.PathLike[str]) -> None:
+        self.root = Path(os.path.abspath(dataset_root))
+        self.folder = journal_root(self.root)
+
+    def begin(self, command: str) -> Operation:
+        """Start a journaled operation; use it as a context manager."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.name) for p in self._op_folders()]
+        seq = max(existing, default=0) + 1
+        while True:
+            folder = self.folder / f"{seq:06d}"
+            try:
+                folder.mkdir()
+                break
+            except FileExistsError:
+                seq += 1
+        return Operation(self.root, folder, command)
+
+    def _op_folders(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+    def _info(self, folder: Path) -> OperationInfo:
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        count = meta.get("count", 0)
+        state = meta.get("state", "running")
+        if state == "running":
+            # Killed before it finished: the entries say how many files it got to.
+            count = sum(1 for _ in _read_entries(folder))
+        return OperationInfo(
+            id=folder.name,
+            command=str(meta.get("command", "?")),
+            started=float(meta.get("started", folder.stat().st_mtime)),
+            finished=meta.get("finished"),
+            count=int(count),
+            state=str(state),
+        )
+
+    def history(self, include_undone: bool = False) -> list[OperationInfo]:
+        """Operations, oldest first."""
+        infos = [self._info(f) for f in self._op_folders()]
+        return [i for i in infos if include_undone or i.state != "undone"]
+
+    def undo(self) -> OperationInfo:
+        """Restore the files of the last operation not yet undone; raise JournalError if none."""
+        candidates = self.history()
+        if not candidates:
+            raise JournalError(f"{self.root}: nothing to undo (no journaled operation)")
+        info = candidates[-1]
+        folder = self.folder / info.id
+        for record in reversed(list(_read_entries(folder))):
+            self._revert(folder, record)
+        meta = info.to_dict() | {"state": "undone", "undone_at": time.time()}
+        atomic_write_bytes(folder / "meta.json", json.dumps(meta).encode())
+        return info
+
+    def _revert(self, folder: Path, record: dict[str, object]) -> None:
+        if record.get("op") == "write":
+            path = self.root / str(record["path"])
+            if "blob" in record:
+                data: bytes | None = (folder / str(record["blob"])).read_bytes()
+            elif record.get("before") is None:
+                data = None
+            else:
+                data = base64.b64decode(str(record["before"]))
+            if data is None:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data)
+            if "mtime_ns" in record:
+                mtime = int(record["mtime_ns"])  # type: ignore[arg-type]
+                os.utime(path, ns=(mtime, mtime))
+        elif record.get("op") == "move":
+            src = self.root / str(record["src"])
+            dst = self.root / str(record["dst"])
+            if dst.exists() or dst.is_symlink():
+                if src.exists():
+                    raise JournalError(f"{src}: exists again; move it away, then run undo again")
+                src.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(dst, src)
+                _remove_empty_parents(dst.parent, stop=self.root)
+        else:
+            raise JournalError(f"{folder}: unknown journal record {record!r}")
+
+    def prune(self, keep: int) -> int:
+        """Delete all but the newest `keep` operations' records (and the originals they hold)."""
+        folders = self._op_folders()
+        doomed = folders[: max(0, len(folders) - keep)]
+        for folder in doomed:
+            shutil.rmtree(folder)
+        return len(doomed)
+
+
+def _read_entries(folder: Path):
+    try:
+        fh = open(folder / "entries.jsonl", encoding="utf-8")  # noqa: SIM115
+    except FileNotFoundError:
+        return
+    with fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # torn last line: the change it describes was never started
+            try:
+                yield json.loads(line)
+            except ValueError:
+                break
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    """Tidy trash folders emptied by an undo (never the dataset root or anything outside it)."""
+    stop = stop.resolve()
+    current = folder.resolve()
+    while current != stop and stop in current.parents and LORAKIT_DIR in current.relative_to(stop).parts:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent

@@ -1,0 +1,1 @@
+"""WD14 auto-tagging with onnxruntime."""

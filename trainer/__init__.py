@@ -1,0 +1,1 @@
+"""The bundled LoRA trainer and LoRA file tools."""

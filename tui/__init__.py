@@ -1,0 +1,1 @@
+"""The lorakit CLI and Textual app: thin clients over the stage packages."""

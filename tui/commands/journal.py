@@ -1,0 +1,55 @@
+"""`lorakit undo` and `lorakit history`: the dataset's undo journal."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from prep.errors import DatasetNotFound
+from prep.journal import Journal
+from tui.output import print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    undo = subparsers.add_parser("undo", help="restore the files changed by the last operation on a dataset",
+                                 description="Restore exactly the files the last journaled operation "
+                                             "changed (repeat to walk further back).")
+    undo.add_argument("dataset", type=Path, metavar="DATASET")
+    undo.add_argument("--json", action="store_true", help="print the undone operation as JSON")
+    undo.set_defaults(func=run_undo)
+
+    history = subparsers.add_parser("history", help="list the journaled operations on a dataset")
+    history.add_argument("dataset", type=Path, metavar="DATASET")
+    history.add_argument("--all", action="store_true", help="include operations already undone")
+    history.add_argument("--json", action="store_true", help="print {\"operations\": [...]} as JSON")
+    history.set_defaults(func=run_history)
+
+
+def _journal(dataset: Path) -> Journal:
+    if not dataset.is_dir():
+        raise DatasetNotFound(f"{dataset}: not a folder; pass the dataset folder")
+    return Journal(dataset)
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    info = _journal(args.dataset).undo()
+    if args.json:
+        print_json({"undone": info.to_dict()})
+    else:
+        print(f"undid {info.id}: {info.command} ({info.count} file(s) restored)")
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    ops = _journal(args.dataset).history(include_undone=args.all)
+    if args.json:
+        print_json({"operations": [op.to_dict() for op in ops]})
+        return 0
+    if not ops:
+        print("no journaled operations")
+    for op in ops:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(op.started))
+        state = "" if op.state == "done" else f"  [{op.state}]"
+        print(f"{op.id}  {when}  {op.count:>6} file(s)  {op.command}{state}")
+    return 0

@@ -1,0 +1,94 @@
+"""Shared CLI output: JSON printing, @file lists, and event streams drawn as progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from prep.errors import UserError
+from prep.events import Advanced, Finished, Started, Warned
+
+
+def print_json(obj: Any) -> None:
+    """Exactly one JSON object on stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def expand_at_files(values: Iterable[str] | None) -> list[str]:
+    """Expand `@file` arguments into the file's non-empty lines (comments with # skipped)."""
+    out: list[str] = []
+    for value in values or []:
+        if value.startswith("@") and len(value) > 1:
+            path = Path(value[1:])
+            try:
+                text = path.read_text(encoding="utf-8-sig")
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read list file ({exc.strerror})") from None
+            except UnicodeDecodeError:
+                raise UserError(f"{path}: list file is not UTF-8 text") from None
+            out.extend(line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+        else:
+            out.append(value)
+    return out
+
+
+def drive(events: Iterable[Any], *, label: str = "", quiet: bool = False,
+          on_warning=None) -> Any:
+    """Consume a stage's events, drawing a progress bar on a terminal; return the Finished summary.
+
+    Warnings go to stderr (or to on_warning); nothing is drawn when stderr is not a terminal or quiet.
+    """
+    show = not quiet and sys.stderr.isatty()
+    summary = None
+    progress = None
+    task = None
+    try:
+        for event in _iter(events):
+            if isinstance(event, Started):
+                if show and progress is None:
+                    from rich.progress import (
+                        BarColumn,
+                        MofNCompleteColumn,
+                        Progress,
+                        TextColumn,
+                        TimeRemainingColumn,
+                    )
+
+                    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                        TimeRemainingColumn(), transient=True,
+                                        console=_stderr_console())
+                    progress.start()
+                if progress is not None:
+                    task = progress.add_task(label or event.stage, total=event.total)
+            elif isinstance(event, Advanced):
+                if progress is not None and task is not None:
+                    progress.advance(task, event.n)
+            elif isinstance(event, Warned):
+                if on_warning is not None:
+                    on_warning(event)
+                elif not quiet:
+                    where = f"{event.path}: " if event.path else ""
+                    message = f"warning: {where}{event.message}"
+                    if progress is not None:
+                        progress.console.print(message, markup=False, highlight=False)
+                    else:
+                        print(message, file=sys.stderr)
+            elif isinstance(event, Finished):
+                summary = event.summary
+    finally:
+        if progress is not None:
+            progress.stop()
+    return summary
+
+
+def _iter(events: Iterable[Any]) -> Iterator[Any]:
+    yield from events
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
