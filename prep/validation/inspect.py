@@ -1,0 +1,141 @@
+"""Per-image facts for the validator: header-only (default) or a full decode (`--deep`)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prep.validation.headers import NEED_MORE, ImageHeader, sniff_header
+
+HEAD_BYTES = 4096
+MORE_BYTES = 1 << 20  # EXIF thumbnails and ICC profiles can push a JPEG's frame header this far
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+# ImageInfo.failure values
+UNREADABLE = "unreadable"
+CORRUPT = "corrupt"
+BOMB = "bomb"
+
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
+
+@dataclass
+class ImageInfo:
+    """One image's size on disk and, unless failure is set, its format, pixel size and alpha."""
+
+    file_size: int = -1
+    format: str = ""
+    width: int = 0
+    height: int = 0
+    has_alpha: bool = False
+    failure: str = ""  # "", UNREADABLE, CORRUPT or BOMB
+    detail: str = ""
+
+    def as_tuple(self) -> tuple:
+        return (self.file_size, self.format, self.width, self.height, self.has_alpha, self.failure,
+                self.detail)
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text or type(exc).__name__
+
+
+def header_info(path: str) -> ImageInfo:
+    """Read just enough of the file for format, size and alpha (one open, usually one read)."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        return ImageInfo(failure=UNREADABLE, detail=_os_reason(exc))
+    try:
+        file_size = os.fstat(fd).st_size
+        data = os.read(fd, HEAD_BYTES)
+        header = sniff_header(data, file_size)
+        if header is NEED_MORE:
+            data += os.read(fd, MORE_BYTES)
+            header = sniff_header(data, file_size)
+    except OSError as exc:
+        return ImageInfo(failure=UNREADABLE, detail=_os_reason(exc))
+    finally:
+        os.close(fd)
+    if file_size == 0:
+        return ImageInfo(0, failure=CORRUPT, detail="the file is empty (0 bytes)")
+    if isinstance(header, ImageHeader):
+        info = ImageInfo(file_size, header.format, header.width, header.height, header.has_alpha)
+        return _check_pixels(info)
+    return pillow_info(path, file_size, decode=False)
+
+
+def _check_pixels(info: ImageInfo) -> ImageInfo:
+    """Apply Pillow's decompression-bomb refusal to a header the fast path read."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and info.width * info.height > 2 * limit:
+        return _bomb(info.file_size, info.width * info.height, f"{info.width}x{info.height} = ")
+    return info
+
+
+def _bomb(file_size: int, pixels: int, dims: str = "") -> ImageInfo:
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    detail = (f"{dims}{pixels:,} pixels is over Pillow's decompression-bomb limit of {2 * limit:,} "
+              f"pixels, so Pillow refuses to open it; downscale the image")
+    return ImageInfo(file_size, failure=BOMB, detail=detail)
+
+
+def pillow_info(path: str, file_size: int = -1, *, decode: bool) -> ImageInfo:
+    """Open with Pillow (and, with decode, decode every pixel); failures become ImageInfo.failure."""
+    from PIL import Image
+
+    try:
+        if file_size < 0:
+            file_size = os.stat(path).st_size
+        if file_size == 0:
+            return ImageInfo(0, failure=CORRUPT, detail="the file is empty (0 bytes)")
+        with warnings.catch_warnings():
+            # Between MAX_IMAGE_PIXELS and twice that Pillow only warns; the validator reports it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                info = ImageInfo(file_size, img.format or "", img.width, img.height,
+                                 img.mode in _ALPHA_MODES or "transparency" in img.info)
+                if decode:
+                    img.load()
+        return info
+    except Image.DecompressionBombError as exc:
+        return _bomb(file_size, _bomb_pixels(exc))
+    except Image.UnidentifiedImageError:
+        return ImageInfo(file_size, failure=CORRUPT, detail="Pillow cannot identify it as an image")
+    except OSError as exc:
+        if exc.errno is not None:
+            return ImageInfo(file_size, failure=UNREADABLE, detail=_os_reason(exc))
+        return ImageInfo(file_size, failure=CORRUPT, detail=_exception_text(exc))
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is a finding
+        return ImageInfo(file_size, failure=CORRUPT, detail=_exception_text(exc))
+
+
+def _bomb_pixels(exc: Exception) -> int:
+    # Pillow's message: "Image size (N pixels) exceeds limit of M pixels, ..."; the size is not kept.
+    import re
+
+    match = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(match.group(1)) if match else 0
+
+
+def init_decode_worker() -> None:
+    """Pool initializer: a worker must see truncation even if the parent allowed truncated images."""
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def decode_chunk(paths: Iterable[str]) -> list[tuple]:
+    """Fully decode each image (run in a worker process); results as ImageInfo tuples."""
+    return [pillow_info(path, decode=True).as_tuple() for path in paths]

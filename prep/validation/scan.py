@@ -1,0 +1,102 @@
+"""One scandir per folder: a dataset's concept folders and, in each, images, captions and the rest."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from prep.dataset import parse_concept_folder_name
+from prep.images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS
+
+
+def suffix_of(name: str) -> str:
+    """The lower-cased extension with its dot (`A.PNG` -> `.png`), "" when there is none."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+@dataclass
+class FolderScan:
+    """The entries of one folder, by kind; names only (the folder's path is `path`)."""
+
+    path: str
+    rel: str  # as reported: "2_HighRes", "reg/1_man", "" (dataset root) or "reg" (reg root)
+    images: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)  # names ending in the caption extension, any case
+    unsupported: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    error: str = ""  # the folder itself could not be listed
+
+    def rel_of(self, name: str) -> str:
+        return f"{self.rel}/{name}" if self.rel else name
+
+    def path_of(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+
+def scan_folder(path: str, rel: str, caption_extension: str) -> FolderScan:
+    """List a folder without opening any file; hidden entries (`.lorakit`, dotfiles) are skipped."""
+    scan = FolderScan(path, rel)
+    caption_ext = caption_extension.lower()
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                try:
+                    if entry.is_file():
+                        suffix = suffix_of(name)
+                        if suffix in IMAGE_EXTENSIONS:
+                            scan.images.append(name)
+                        elif suffix in UNSUPPORTED_IMAGE_EXTENSIONS:
+                            scan.unsupported.append(name)
+                        elif name.lower().endswith(caption_ext):
+                            scan.captions.append(name)
+                    elif entry.is_dir():
+                        scan.folders.append(name)
+                    elif entry.is_symlink():
+                        scan.unreadable.append((name, "broken symbolic link"))
+                except OSError as exc:  # symlink loops (ELOOP), permission denied on the target
+                    scan.unreadable.append((name, exc.strerror or str(exc)))
+    except OSError as exc:
+        scan.error = exc.strerror or str(exc)
+    for names in (scan.images, scan.captions, scan.unsupported, scan.folders, scan.unreadable):
+        names.sort()
+    return scan
+
+
+@dataclass
+class ConceptScan:
+    """A `<repeats>_<name>` folder and its listing."""
+
+    folder: str  # the folder's name
+    name: str
+    repeats: int
+    scan: FolderScan
+
+
+@dataclass
+class TreeScan:
+    """A dataset (or regularization) folder: its root listing, concepts and badly named folders."""
+
+    root: FolderScan
+    prefix: str  # "" for the dataset, "reg/" for the regularization folder
+    concepts: list[ConceptScan] = field(default_factory=list)
+    bad_folders: list[str] = field(default_factory=list)
+
+
+def scan_tree(root: str, prefix: str, caption_extension: str) -> TreeScan:
+    """Scan a dataset root and each concept folder in it (one level: kohya does not recurse)."""
+    root_rel = prefix.rstrip("/")
+    tree = TreeScan(scan_folder(root, root_rel, caption_extension), prefix)
+    for name in tree.root.folders:
+        parsed = parse_concept_folder_name(name)
+        if parsed is None:
+            tree.bad_folders.append(name)
+            continue
+        repeats, concept = parsed
+        folder = scan_folder(os.path.join(root, name), prefix + name, caption_extension)
+        tree.concepts.append(ConceptScan(name, concept, repeats, folder))
+    return tree
