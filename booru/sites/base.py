@@ -1,0 +1,272 @@
+"""What every API family shares: safe field access, JSON fetching, the tag-limit fallback."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from booru.errors import ApiError
+from booru.http import MAX_TRIES, ApiClient, backoff_delay
+from booru.post import Post, Rejected
+from booru.query import matches_locally, split_for_limit, split_terms
+from prep.events import Warned
+
+SearchItem = Post | Rejected | Warned
+MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+class InvalidRecord(Exception):
+    """A post record with a field of the wrong type; the post is skipped with a warning."""
+
+
+class TagLimitExceeded(Exception):
+    def __init__(self, limit: int, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Credentials:
+    login: str | None = None
+    api_key: str | None = None
+    user_id: str | None = None
+
+    def __repr__(self) -> str:  # never print a key, even in a traceback's locals
+        return f"Credentials(login={self.login!r}, api_key={'***' if self.api_key else None}, " \
+               f"user_id={self.user_id!r})"
+
+    @property
+    def basic(self) -> tuple[str, str] | None:
+        return (self.login, self.api_key) if self.login and self.api_key else None
+
+
+# -- field access ----------------------------------------------------------------------------------
+def req_int(record: Mapping[str, Any], key: str) -> int:
+    value = opt_int(record, key)
+    if value is None:
+        raise InvalidRecord(f"field {key!r} is missing")
+    return value
+
+
+def opt_int(record: Mapping[str, Any], key: str) -> int | None:
+    value = record.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidRecord(f"field {key!r} is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise InvalidRecord(f"field {key!r} is not a number")
+
+
+def opt_str(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRecord(f"field {key!r} is not text")
+    return value
+
+
+def opt_bool(record: Mapping[str, Any], key: str) -> bool:
+    value = record.get(key)
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, int):
+        return bool(value)
+    raise InvalidRecord(f"field {key!r} is not true/false")
+
+
+def opt_mapping(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = record.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRecord(f"field {key!r} is not an object")
+    return value
+
+
+def tag_list(value: Any, key: str) -> list[str]:
+    """Space-separated text or a list of names -> HTML-unescaped tags in the site's order."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        names = value.split()
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = [v for v in value if v.strip()]
+    else:
+        raise InvalidRecord(f"field {key!r} is not a tag list")
+    return [html.unescape(n).strip() for n in names if html.unescape(n).strip()]
+
+
+def post_id(record: Mapping[str, Any]) -> int:
+    value = req_int(record, "id")
+    if value <= 0:
+        raise InvalidRecord("field 'id' is not a positive number")
+    return value
+
+
+def checked_md5(record: Mapping[str, Any], key: str) -> str | None:
+    value = opt_str(record, key)
+    if value is None or value == "":
+        return None
+    if not MD5_RE.match(value):
+        raise InvalidRecord(f"field {key!r} is not an md5")
+    return value.lower()
+
+
+def extension_of(url_or_name: str | None) -> str | None:
+    """The lower-case suffix of a URL path or file name (query and fragment ignored)."""
+    if not url_or_name:
+        return None
+    path = urlsplit(url_or_name).path
+    name = path.rsplit("/", 1)[-1]
+    if "." not in name:
+        return None
+    return name.rsplit(".", 1)[-1].lower() or None
+
+
+def raw_id(record: Any) -> str:
+    if isinstance(record, Mapping):
+        value = record.get("id")
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return str(value)[:20]
+    return "?"
+
+
+class Family:
+    """One API family (Danbooru, Gelbooru, Moebooru, e621) behind one search() interface."""
+
+    family = ""
+    page_size_max = 100
+    free_metatags: frozenset[str] = frozenset()
+
+    def __init__(self, site: str, base_url: str, client: ApiClient, credentials: Credentials) -> None:
+        self.site = site
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.credentials = credentials
+
+    # -- subclasses ------------------------------------------------------------------------------
+    def pages(self, terms: list[str], page_size: int) -> Iterator[SearchItem]:
+        raise NotImplementedError
+
+    def parse(self, record: Mapping[str, Any]) -> Post:
+        raise NotImplementedError
+
+    def non_json_body(self, response: requests.Response, text: str) -> Any:
+        """Interpret a 200 whose body is not JSON; return a value to use, or None to retry."""
+        return None
+
+    # -- shared ----------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def file_url(self, value: str | None) -> str | None:
+        """An absolute http(s) URL for a file, or None (relative paths resolve against the root)."""
+        if not value:
+            return None
+        absolute = urljoin(self.base_url + "/", value)
+        return absolute if urlsplit(absolute).scheme in ("http", "https") else None
+
+    def search(self, query: str, page_size: int) -> Iterator[SearchItem]:
+        """Posts in the site's order; over the site's tag limit, the rest of the query is matched here."""
+        terms = split_terms(query)
+        local: list[str] = []
+        reduced = False
+        while True:
+            try:
+                for item in self.pages(terms, page_size):
+                    if local and isinstance(item, Post) and not matches_locally(item, local):
+                        yield Rejected("query", str(item.id))
+                    else:
+                        yield item
+                return
+            except TagLimitExceeded as exc:
+                if reduced:
+                    raise ApiError(f"{self.site} still refuses the query: {exc.message}") from None
+                split = split_for_limit(terms, exc.limit, self.free_metatags)
+                if not split.local and not split.ignored:
+                    raise ApiError(f"{self.site} refused the query: {exc.message}") from None
+                note = (f"{self.site} accepts {exc.limit} tag(s) per search for this account; sending "
+                        f"'{' '.join(split.sent)}' and filtering '{' '.join(split.local)}' locally")
+                if split.ignored:
+                    note += f" (cannot apply {' '.join(split.ignored)} locally: ignored)"
+                yield Warned(note)
+                terms, local, reduced = split.sent, split.local, True
+
+    def parse_safe(self, record: Any) -> Post | Rejected:
+        if not isinstance(record, Mapping):
+            return Rejected("invalid", "?", "a post record is not an object; skipped")
+        try:
+            return self.parse(record)
+        except InvalidRecord as exc:
+            return Rejected("invalid", raw_id(record), f"post {raw_id(record)}: {exc}; skipped")
+
+    def fetch_json(self, url: str, params: Mapping[str, Any], *, auth: tuple[str, str] | None = None,
+                   passthrough: tuple[int, ...] = ()) -> tuple[requests.Response, Any]:
+        """GET and decode JSON; a non-JSON 200 goes to non_json_body, else is retried, then fatal."""
+        for attempt in range(1, MAX_TRIES + 1):
+            response = self.client.get(url, params, auth=auth, passthrough=passthrough)
+            if response.status_code in passthrough:
+                return response, None
+            text = response.content.decode("utf-8", "replace")
+            try:
+                return response, json.loads(text)
+            except ValueError:
+                pass
+            special = self.non_json_body(response, text)
+            if special is not None:
+                return response, special
+            if attempt == MAX_TRIES:
+                snippet = self.client.redact(" ".join(text.split()))[:80]
+                snippet = "".join(c if c.isprintable() else "?" for c in snippet)
+                raise ApiError(f"{self.site} answered with something that is not JSON ({snippet!r}) "
+                               f"{MAX_TRIES} times; check --base-url, or try again later")
+            self.client.sleep(backoff_delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def as_record_list(data: Any, site: str, key: str | None = None) -> list[Any]:
+    """A page's records: a list, the list under `key`, or a lone post object wrapped in a list."""
+    if key is not None and isinstance(data, Mapping) and key in data:
+        data = data[key]
+    if data is None:
+        return []
+    if isinstance(data, list):
+        return data
+    if isinstance(data, Mapping):
+        if data.get("success") is False:
+            reason = data.get("message") or data.get("reason") or "unknown error"
+            raise ApiError(f"{site} reported an error: {str(reason)[:200]}")
+        if "id" in data:
+            return [data]
+        return []
+    raise ApiError(f"{site} answered with JSON that is not a list of posts")
+
+
+def min_id(records: list[Any]) -> int | None:
+    ids = []
+    for record in records:
+        if isinstance(record, Mapping):
+            try:
+                ids.append(post_id(record))
+            except InvalidRecord:
+                continue
+    return min(ids) if ids else None
