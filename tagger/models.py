@@ -1,0 +1,158 @@
+"""Known WD14 models, their published thresholds, and turning `--model` into a folder of model files."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tagger.errors import ModelNotAvailable, TaggerError
+
+MODEL_FILE = "model.onnx"
+LABELS_FILE = "selected_tags.csv"
+DEFAULT_MODEL = "SmilingWolf/wd-swinv2-tagger-v3"
+DEFAULT_CHARACTER_THRESHOLD = 0.85
+# The SmilingWolf Space's default for a model whose precision=recall threshold is not published.
+FALLBACK_GENERAL_THRESHOLD = 0.35
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A published WD14 tagger and the general threshold at which its precision equals its recall."""
+
+    repo: str
+    general_threshold: float
+    character_threshold: float = DEFAULT_CHARACTER_THRESHOLD
+    note: str = ""
+
+
+# P=R thresholds from the model cards (v3 base models are calibrated lower than v2, EVA02 higher).
+KNOWN_MODELS: tuple[KnownModel, ...] = (
+    KnownModel("SmilingWolf/wd-swinv2-tagger-v3", 0.2653, note="default"),
+    KnownModel("SmilingWolf/wd-convnext-tagger-v3", 0.2682),
+    KnownModel("SmilingWolf/wd-vit-tagger-v3", 0.2614),
+    KnownModel("SmilingWolf/wd-vit-large-tagger-v3", 0.2606),
+    KnownModel("SmilingWolf/wd-eva02-large-tagger-v3", 0.5296),
+    KnownModel("SmilingWolf/wd-v1-4-swinv2-tagger-v2", 0.3771),
+    KnownModel("SmilingWolf/wd-v1-4-convnext-tagger-v2", 0.3685),
+    KnownModel("SmilingWolf/wd-v1-4-convnextv2-tagger-v2", 0.3710),
+    KnownModel("SmilingWolf/wd-v1-4-vit-tagger-v2", 0.3537),
+    KnownModel("SmilingWolf/wd-v1-4-moat-tagger-v2", 0.3771, note="batch of 1"),
+)
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def known_model(name: str) -> KnownModel | None:
+    """The known model for a repo id (case-insensitive) or its short name (`wd-vit-tagger-v3`)."""
+    wanted = name.strip().lower()
+    for model in KNOWN_MODELS:
+        if model.repo.lower() == wanted or model.repo.split("/", 1)[1].lower() == wanted:
+            return model
+    return None
+
+
+def default_general_threshold(name: str) -> float:
+    model = known_model(name)
+    return model.general_threshold if model else FALLBACK_GENERAL_THRESHOLD
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where the model's two files are, and what the user called the model."""
+
+    name: str
+    model_path: Path
+    labels_path: Path
+    source: str  # "folder" or "hub"
+    known: KnownModel | None = None
+
+    @property
+    def general_threshold(self) -> float:
+        return self.known.general_threshold if self.known else FALLBACK_GENERAL_THRESHOLD
+
+
+def resolve_model(name: str, revision: str | None = None) -> ModelFiles:
+    """A local folder (or its model.onnx), else a hub repo id downloaded into the Hugging Face cache."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _folder_files(path, name)
+    if path.is_file() and path.name == MODEL_FILE:
+        return _folder_files(path.parent, name)
+    known = known_model(name)
+    repo = known.repo if known else name
+    if known is None and not _REPO_ID.match(name):
+        raise TaggerError(
+            f"{name}: no such model folder, and not a hub repo id (OWNER/NAME); pass a folder holding "
+            f"{MODEL_FILE} and {LABELS_FILE}, or a repo such as {DEFAULT_MODEL} (see lorakit tag --list-models)"
+        )
+    return _hub_files(repo, revision, known)
+
+
+def _folder_files(folder: Path, name: str) -> ModelFiles:
+    missing = [f for f in (MODEL_FILE, LABELS_FILE) if not (folder / f).is_file()]
+    if missing:
+        raise TaggerError(
+            f"{folder}: model folder has no {' and no '.join(missing)}; a WD14 model folder holds "
+            f"{MODEL_FILE} and {LABELS_FILE} (as in the SmilingWolf repos)"
+        )
+    return ModelFiles(name, folder / MODEL_FILE, folder / LABELS_FILE, "folder", known_model(folder.name))
+
+
+def _hub_files(repo: str, revision: str | None, known: KnownModel | None) -> ModelFiles:
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError:  # pragma: no cover - a dependency of lorakit
+        raise TaggerError("huggingface-hub is not installed; pip install huggingface-hub, or pass a model folder") from None
+
+    at = f"@{revision}" if revision else ""
+    # The endpoint is read here, not at import time, so HF_ENDPOINT set after start-up is honoured too.
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    paths: dict[str, Path] = {}
+    # The labels first: they are small, so an offline or wrong repo fails before a long download.
+    for filename in (LABELS_FILE, MODEL_FILE):
+        try:
+            paths[filename] = Path(hf_hub_download(repo, filename, revision=revision, endpoint=endpoint))
+        # Most specific first: LocalEntryNotFoundError is an EntryNotFoundError, GatedRepoError a
+        # RepositoryNotFoundError, and all HTTP ones are HfHubHTTPError.
+        except GatedRepoError:
+            raise ModelNotAvailable(
+                f"{repo}: the repo is gated; accept its terms on the hub and set HF_TOKEN to a token that may read it"
+            ) from None
+        except RepositoryNotFoundError:
+            raise ModelNotAvailable(
+                f"{repo}: no such model folder, and no such model repo on the hub (or it is private: set HF_TOKEN); "
+                f"pass --model DIR for a local folder, see lorakit tag --list-models"
+            ) from None
+        except RevisionNotFoundError:
+            raise ModelNotAvailable(f"{repo}: no revision {revision!r} on the hub; check --revision") from None
+        except LocalEntryNotFoundError:
+            raise ModelNotAvailable(
+                f"{repo}{at}: not in the Hugging Face cache and the hub cannot be reached (offline); run "
+                f"once online to download it (lorakit tag DATASET --model {repo}), or pass --model DIR holding "
+                f"{MODEL_FILE} and {LABELS_FILE}"
+            ) from None
+        except EntryNotFoundError:
+            raise ModelNotAvailable(
+                f"{repo}{at}: the repo has no {filename}; lorakit needs the ONNX export ({MODEL_FILE} + {LABELS_FILE})"
+            ) from None
+        except HfHubHTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise ModelNotAvailable(f"{repo}{at}: the hub answered HTTP {status} for {filename}; try again later") from None
+        except (OSError, ValueError) as exc:
+            raise ModelNotAvailable(f"{repo}{at}: cannot download {filename} ({_one_line(exc)})") from None
+    return ModelFiles(repo, paths[MODEL_FILE], paths[LABELS_FILE], "hub", known)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

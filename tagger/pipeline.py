@@ -1,0 +1,100 @@
+"""Decoding ahead of inference: a pool of workers prepares images while the model runs on the last batch.
+
+Memory is bounded by the window of images in flight (decoded, not yet inferred), not by the
+folder's size: a new image is submitted only when one leaves the window, so a 100,000-image folder
+streams. Decoding runs in threads: PIL releases the GIL while it decodes, pastes and resamples, and
+threads hand back arrays without copying them between processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tagger.preprocess import ImageLoadError, load_rgb, to_model_input
+
+
+@dataclass
+class Prepared:
+    """One image ready for the model (rgb) or the reason it could not be read (error)."""
+
+    index: int
+    path: Path
+    rgb: np.ndarray | None
+    error: str | None = None
+
+
+def default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 16))
+
+
+def _load(index: int, path: Path, side: int) -> Prepared:
+    try:
+        return Prepared(index, path, load_rgb(path, side))
+    except ImageLoadError as exc:
+        return Prepared(index, path, None, str(exc))
+
+
+def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int) -> Iterator[Prepared]:
+    """Prepared images in input order; at most `window` are decoded ahead of the consumer."""
+    if workers <= 0:
+        for index, path in enumerate(paths):
+            yield _load(index, path, side)
+        return
+    window = max(window, workers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lorakit-decode") as pool:
+        pending: deque[Future[Prepared]] = deque()
+        upcoming = iter(enumerate(paths))
+        try:
+            for index, path in upcoming:
+                pending.append(pool.submit(_load, index, path, side))
+                if len(pending) >= window:
+                    break
+            while pending:
+                prepared = pending.popleft().result()
+                nxt = next(upcoming, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_load, nxt[0], nxt[1], side))
+                yield prepared
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+@dataclass
+class Batch:
+    """Readable images packed into one float32 BGR tensor, plus the ones that failed on the way."""
+
+    items: list[Prepared]
+    tensor: np.ndarray
+    failed: list[Prepared]
+
+
+def batches(prepared: Iterator[Prepared], batch_size: int, side: int) -> Iterator[Batch]:
+    """Group prepared images into model batches (float32 BGR NHWC), keeping failures aside in order."""
+    buffer = np.empty((batch_size, side, side, 3), dtype=np.float32)
+    items: list[Prepared] = []
+    failed: list[Prepared] = []
+    for item in prepared:
+        if item.rgb is None:
+            failed.append(item)
+            continue
+        to_model_input(item.rgb, buffer[len(items)])
+        item.rgb = None  # the tensor holds it now; let the array go
+        items.append(item)
+        if len(items) == batch_size:
+            yield Batch(items, buffer, failed)
+            # The consumer is done with the tensor when it asks for the next batch: reuse it.
+            items, failed = [], []
+    if items or failed:
+        yield Batch(items, buffer[: len(items)], failed)

@@ -1,0 +1,81 @@
+"""`lorakit tag`: WD14 auto-tagging of a dataset or a bare folder of images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from prep.config import add_arguments, resolve, workspace_table
+from tagger.config import TagConfig
+from tagger.models import DEFAULT_MODEL, KNOWN_MODELS
+from tui.output import drive, expand_at_files, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tag", help="auto-tag images with a WD14 tagger (onnxruntime)",
+        description="Write WD14 tags into the caption files of a dataset or a bare folder of images. "
+                    f"The model is a hub repo id (default {DEFAULT_MODEL}, downloaded once) or a folder "
+                    "holding model.onnx and selected_tags.csv. Images that already have a caption are "
+                    "skipped unless --mode says otherwise; lorakit undo DATASET reverts a run.",
+    )
+    parser.add_argument("dataset", type=Path, nargs="?", metavar="DATASET", help="dataset or folder of images")
+    add_arguments(parser, TagConfig)
+    parser.add_argument("--exclude", nargs="+", action="extend", metavar="TAG", dest="exclude",
+                        default=argparse.SUPPRESS, help="tags never written (@file reads one per line)")
+    parser.add_argument("--always-first", nargs="+", action="extend", metavar="TAG", dest="always_first",
+                        default=argparse.SUPPRESS,
+                        help="tags moved to the front when predicted, in this order (@file reads one per line)")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be written, change nothing")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"images", "written", "skipped", "provider", "results": [...]} as JSON')
+    parser.add_argument("--list-models", action="store_true", help="list the known models and their thresholds")
+    parser.set_defaults(func=run)
+
+
+def _list_models(as_json: bool) -> int:
+    if as_json:
+        print_json({"models": [
+            {"repo": m.repo, "general_threshold": m.general_threshold,
+             "character_threshold": m.character_threshold, "default": m.repo == DEFAULT_MODEL}
+            for m in KNOWN_MODELS
+        ]})
+        return 0
+    width = max(len(m.repo) for m in KNOWN_MODELS)
+    print(f"{'model':<{width}}  general  character")
+    for m in KNOWN_MODELS:
+        note = f"  ({m.note})" if m.note else ""
+        print(f"{m.repo:<{width}}  {m.general_threshold:<7.4f}  {m.character_threshold:<9.2f}{note}".rstrip())
+    print("general: the published precision=recall threshold (0.35 for other models); a tag is kept when p > it")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_models:
+        return _list_models(args.json)
+    if args.dataset is None:
+        print("lorakit tag: error: DATASET is required (or --list-models)", file=sys.stderr)
+        return 2
+    for name in ("exclude", "always_first"):
+        if hasattr(args, name):
+            setattr(args, name, expand_at_files(getattr(args, name)))
+    file_values, source = workspace_table(args.dataset, "tagger")
+    config = resolve(TagConfig, args, file_values, source)
+
+    from tagger.run import tag_dataset
+
+    events = tag_dataset(args.dataset, config, dry_run=args.dry_run, collect=args.json or args.dry_run)
+    summary = drive(events, label="tagging")
+    if args.json:
+        print_json(summary.to_dict())
+        return 0
+    if args.dry_run:
+        for result in summary.results:
+            if result.caption is not None:
+                print(f"{result.path}: {result.caption}")
+    done = f"{summary.would_write} would be written" if args.dry_run else f"{summary.written} written"
+    failed = f", {summary.failed} unreadable" if summary.failed else ""
+    print(f"tagged {summary.images} image(s) with {summary.model} on {summary.provider}: {done}, "
+          f"{summary.skipped} skipped{failed}, {summary.unchanged} unchanged ({summary.seconds:.1f} s)")
+    return 0
