@@ -1,0 +1,161 @@
+"""`lorakit tags`: bulk tag edits (add, remove, replace, move-front) and find, on the captions a QUERY selects.
+
+Edits are pure functions on tag lists returning the new list. A caption whose tag list does not
+change is not rewritten (not even reformatted). An image without a caption file is treated as
+having its effective caption (its concept name, as kohya trains it): `find`/`--where` see that, and
+`add` creates the caption file from it; the other edits leave such images alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from prep.caption_set import (
+    CaptionRecord,
+    EditReport,
+    load_dataset,
+    plan_tag_changes,
+    read_captions,
+    write_planned,
+)
+from prep.captions import parse_caption
+from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
+from prep.tag_query import PatternSet, Query, QueryError, TagPattern, match_key, parse_query
+
+
+def split_tags(values: Iterable[str]) -> list[str]:
+    """Tags given on a command line (`a, b` as one argument is two tags); QueryError when none."""
+    tags = [tag for value in values for tag in parse_caption(value)]
+    if not tags:
+        raise QueryError("no tag given; pass at least one tag")
+    return tags
+
+
+# -- the edits -------------------------------------------------------------------------------------
+
+def add_tags(tags: Sequence[str], new: Sequence[str], *, front: bool = False) -> list[str]:
+    """Add the tags not already present (by spelling key), at the end or, with front, at the start."""
+    present = {match_key(t) for t in tags}
+    added: list[str] = []
+    for tag in new:
+        key = match_key(tag)
+        if key not in present:
+            present.add(key)
+            added.append(tag)
+    return [*added, *tags] if front else [*tags, *added]
+
+
+def remove_tags(tags: Sequence[str], patterns: PatternSet) -> list[str]:
+    """Remove the tags any pattern matches (`*` wildcard)."""
+    return [tag for tag in tags if not patterns.matches(tag)]
+
+
+def replace_tags(tags: Sequence[str], old: TagPattern, new: Sequence[str]) -> list[str]:
+    """Put `new` where the first tag matching `old` was; drop every match; never duplicate a tag."""
+    present = {match_key(t) for t in tags if not old.matches(t)}
+    out: list[str] = []
+    inserted = False
+    for tag in tags:
+        if not old.matches(tag):
+            out.append(tag)
+        elif not inserted:
+            inserted = True
+            for new_tag in new:
+                key = match_key(new_tag)
+                if key not in present:
+                    present.add(key)
+                    out.append(new_tag)
+    return out
+
+
+def move_front(tags: Sequence[str], patterns: Sequence[TagPattern]) -> list[str]:
+    """Move the tags matching the patterns to the front, in the patterns' order."""
+    front: list[str] = []
+    taken: set[int] = set()
+    for pattern in patterns:
+        for i, tag in enumerate(tags):
+            if i not in taken and pattern.matches(tag):
+                taken.add(i)
+                front.append(tag)
+    return front + [tag for i, tag in enumerate(tags) if i not in taken]
+
+
+# -- running an edit over a dataset --------------------------------------------------------------
+
+TagEdit = Callable[[list[str]], list[str]]
+
+
+@dataclass
+class EditSpec:
+    """One bulk edit: what it does to a tag list, and whether it may create missing captions."""
+
+    name: str
+    apply: TagEdit
+    creates_captions: bool = False
+
+
+def add_edit(tags: Iterable[str], *, front: bool = False) -> EditSpec:
+    new = split_tags(tags)
+    return EditSpec("add", lambda t: add_tags(t, new, front=front), creates_captions=True)
+
+
+def remove_edit(patterns: Iterable[str]) -> EditSpec:
+    pattern_set = PatternSet(split_patterns(patterns))
+    return EditSpec("remove", lambda t: remove_tags(t, pattern_set))
+
+
+def replace_edit(old: str, new: str) -> EditSpec:
+    pattern = TagPattern(old)
+    new_tags = parse_caption(new)
+    return EditSpec("replace", lambda t: replace_tags(t, pattern, new_tags))
+
+
+def move_front_edit(patterns: Iterable[str]) -> EditSpec:
+    compiled = [TagPattern(p) for p in split_patterns(patterns)]
+    return EditSpec("move-front", lambda t: move_front(t, compiled))
+
+
+def split_patterns(values: Iterable[str]) -> list[str]:
+    """Patterns given on a command line; a comma separates patterns as it separates tags."""
+    return split_tags(values)
+
+
+def _dataset(dataset: Dataset | str | Path, caption_extension: str) -> Dataset:
+    return dataset if isinstance(dataset, Dataset) else load_dataset(dataset, caption_extension)
+
+
+def find_items(dataset: Dataset | str | Path, query: str | Query | None, *,
+               caption_extension: str = DEFAULT_CAPTION_EXTENSION,
+               warnings: list[str] | None = None) -> list[CaptionRecord]:
+    """The items whose (effective) tags match the query, in dataset order."""
+    ds = _dataset(dataset, caption_extension)
+    parsed = query if isinstance(query, Query) else parse_query(query)
+    records = read_captions(ds.items, warnings)
+    return [r for r in records if parsed.matches_item(r.item, r.effective_tags())]
+
+
+def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | Query | None = None,
+                 dry_run: bool = False, caption_extension: str = DEFAULT_CAPTION_EXTENSION,
+                 command: str | None = None) -> EditReport:
+    """Apply one edit to every caption the `where` query selects, as one journal operation."""
+    ds = _dataset(dataset, caption_extension)
+    query = where if isinstance(where, Query) else parse_query(where)
+    report = EditReport(dry_run=dry_run)
+    records = read_captions(ds.items, report.warnings)
+    if not edit.creates_captions:
+        records = [r for r in records if r.exists]
+
+    def apply(record: CaptionRecord) -> list[str] | None:
+        tags = record.effective_tags()
+        if query.terms and not query.matches_item(record.item, tags):
+            return None
+        new = edit.apply(list(tags))
+        if record.exists and new == record.tags:
+            return None
+        return new
+
+    writes = plan_tag_changes(records, apply, report)
+    write_planned(ds.root, command or f"tags {edit.name}", writes, report)
+    return report

@@ -1,0 +1,153 @@
+"""Tag patterns (`*` wildcards) and the QUERY language of `lorakit tags`.
+
+A QUERY is comma-separated terms that must all hold: `red hair` (has the tag), `-hat` (lacks it),
+`blonde hair|yellow hair` (has any), `*ribbon` (wildcard), `concept:5_alice` (in that concept folder).
+Tags match by spelling key: case, spaces vs underscores and `\\(` vs `(` do not matter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from prep.captions import KAOMOJI, tag_key, unescape_parens
+from prep.dataset import Item
+from prep.errors import PrepError
+
+
+class QueryError(PrepError):
+    """A QUERY or tag pattern cannot be parsed."""
+
+
+def match_key(tag: str) -> str:
+    """The spelling-insensitive form tags are compared by (`Long_Hair` == `long hair`, `\\(` == `(`)."""
+    return tag_key(unescape_parens(tag))
+
+
+class TagPattern:
+    """One tag, or a `*` wildcard pattern (`*background`, `artist:*`); only `*` is special."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern.strip()
+        if not self.pattern:
+            raise QueryError("empty tag pattern; give a tag such as 'hat' or a wildcard such as '*hat'")
+        key = match_key(self.pattern)
+        self.key = key
+        self.is_wildcard = "*" in key
+        self._regex = (
+            re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", key)),
+                       re.DOTALL)
+            if self.is_wildcard else None
+        )
+        # Datasets repeat a few thousand distinct tags; remembering each answer keeps bulk ops cheap.
+        self._cache: dict[str, bool] = {}
+
+    def matches(self, tag: str) -> bool:
+        hit = self._cache.get(tag)
+        if hit is None:
+            key = match_key(tag)
+            hit = self._regex.fullmatch(key) is not None if self._regex else key == self.key
+            self._cache[tag] = hit
+        return hit
+
+    def __repr__(self) -> str:
+        return f"TagPattern({self.pattern!r})"
+
+
+class PatternSet:
+    """Several patterns; a tag matches when any does."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = [TagPattern(p) for p in patterns]
+        self._cache: dict[str, bool] = {}
+
+    def matches(self, tag: str) -> bool:
+        hit = self._cache.get(tag)
+        if hit is None:
+            hit = any(p.matches(tag) for p in self.patterns)
+            self._cache[tag] = hit
+        return hit
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+
+@dataclass
+class Term:
+    """One comma-separated QUERY term: any of `tags` / `concepts` present, negated with `-`."""
+
+    text: str
+    negated: bool = False
+    tags: list[TagPattern] = field(default_factory=list)
+    concepts: list[str] = field(default_factory=list)
+
+    def holds(self, tags: Sequence[str], concept_folder: str | None, concept_name: str | None) -> bool:
+        hit = any(c in (concept_folder, concept_name) for c in self.concepts) or any(
+            p.matches(t) for p in self.tags for t in tags
+        )
+        return hit != self.negated
+
+
+@dataclass
+class Query:
+    """A parsed QUERY; an empty one matches everything."""
+
+    text: str
+    terms: list[Term]
+
+    def matches(self, tags: Sequence[str], concept_folder: str | None = None,
+                concept_name: str | None = None) -> bool:
+        return all(term.holds(tags, concept_folder, concept_name) for term in self.terms)
+
+    def matches_item(self, item: Item, tags: Sequence[str]) -> bool:
+        concept = item.concept
+        return self.matches(tags, concept.folder_name if concept else None, concept.name if concept else None)
+
+
+def _alternatives(body: str) -> list[str]:
+    """Split `a|b` into alternatives, keeping kaomoji such as `|_|` and `<|>_<|>` whole."""
+    if body in KAOMOJI:
+        return [body]
+    pieces = body.split("|")
+    out: list[str] = []
+    i = 0
+    while i < len(pieces):
+        # Re-join pieces that only together spell a kaomoji (`<|>_<|>` split into `<`, `>_<`, `>`).
+        for j in range(len(pieces), i, -1):
+            joined = "|".join(pieces[i:j])
+            if joined.strip() in KAOMOJI and j - i > 1:
+                out.append(joined)
+                i = j
+                break
+        else:
+            out.append(pieces[i])
+            i += 1
+    return out
+
+
+def parse_query(text: str | None) -> Query:
+    """Parse a QUERY (None or blank: match everything); raise QueryError on an empty term."""
+    if text is None or not text.strip():
+        return Query(text or "", [])
+    terms: list[Term] = []
+    for raw in text.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        negated = part.startswith("-") and len(part) > 1 and part not in KAOMOJI
+        body = part[1:].strip() if negated else part
+        term = Term(part, negated)
+        for alt in _alternatives(body):
+            alt = alt.strip()
+            if not alt:
+                raise QueryError(f"query {text!r}: empty alternative in {part!r}; write 'a|b'")
+            if alt.lower().startswith("concept:"):
+                folder = alt[len("concept:"):].strip()
+                if not folder:
+                    raise QueryError(f"query {text!r}: 'concept:' needs a folder name, e.g. concept:5_alice")
+                term.concepts.append(folder)
+            else:
+                term.tags.append(TagPattern(alt))
+        terms.append(term)
+    return Query(text, terms)
