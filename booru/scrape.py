@@ -141,7 +141,8 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
     writer = _Writer(root, _command_line(config))
     cancel = threading.Event()
     pending: dict[Future[DownloadResult], Post] = {}
-    seen: set[int] = set()
+    position: dict[str, int] = {}  # file -> place in the site's order, so files are listed that way
+    seen: dict[int, int] = {}
     saved = 0
     failed_run = True
     yield Started("scrape", config.limit)
@@ -165,7 +166,7 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
                     continue
                 if item.id in seen:
                     continue
-                seen.add(item.id)
+                seen[item.id] = len(seen)
                 reason = post_filter.reason(item)
                 if reason is not None:
                     summary.skipped[reason] += 1
@@ -189,6 +190,7 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
                     archive.record(result.post, _relative(path, root), config.tags)
                     summary.downloaded += 1
                     summary.files.append(str(path))
+                    position[str(path)] = seen[result.post.id]
                     saved += 1
                     yield Advanced(1, path.name)
                 elif result.ok:
@@ -199,6 +201,7 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
                 else:
                     summary.skipped[result.reason] += 1
         failed_run = False
+        summary.files.sort(key=lambda f: position.get(f, 0))
     finally:
         cancel.set()
         executor.shutdown(wait=True, cancel_futures=True)

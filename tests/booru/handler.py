@@ -1,0 +1,274 @@
+"""The emulator's request handler: routes API searches, tag lookups and files; applies faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.booru.records import GELBOORU_TYPES, MOEBOORU_TYPES
+
+DANBOORU_FREE = frozenset(
+    "status rating limit is id date age filesize filetype parent child md5 width height duration mpixels "
+    "ratio score upvote downvotes favcount embedded tagcount pixiv pixiv_id".split())
+E621_FREE = frozenset({"status", "rating", "limit"})
+CLOUDFLARE_BODY = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
+                   b"<script>window._cf_chl_opt={cvId:'3'};</script></body></html>")
+TOO_DEEP = b"Too deep! Pull it back some. Holy fuck."
+JUNK = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+_lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    emu: Any = None
+    server_version = "emulator"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def send(self, status: int, body: bytes, ctype: str = "application/json",
+             headers: dict[str, str] | None = None, *, truncate: bool = False) -> None:
+        self.entry["status"] = status
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if truncate:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        self.send(status, json.dumps(data).encode(), headers=headers)
+
+    def do_GET(self) -> None:  # noqa: N802
+        emu = self.emu
+        split = urlsplit(self.path)
+        path = split.path
+        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        prefix = emu.prefix
+        kind = "unknown"
+        if path in emu.files:
+            kind = "file"
+        elif path == prefix + "/posts.json" and emu.family in ("danbooru", "e621"):
+            kind = "api"
+        elif path == prefix + "/post.json" and emu.family == "moebooru":
+            kind = "api"
+        elif path == prefix + "/index.php" and emu.family in ("gelbooru", "gelbooru-v02"):
+            kind = {"post": "api", "tag": "tag"}.get(params.get("s", ""), "unknown")
+        self.entry = {"time": time.monotonic(), "kind": kind, "path": path, "params": params,
+                      "query": split.query, "ua": self.headers.get("User-Agent", ""),
+                      "authorization": self.headers.get("Authorization", ""), "status": None}
+        with _lock:
+            emu.log.append(self.entry)
+        if kind == "file":
+            self.serve_file(emu.files[path])
+        elif kind in ("api", "tag"):
+            self.serve_api(kind, params)
+        else:
+            self.send_json(404, {"success": False, "reason": "not found"})
+
+    def apply_fault(self, fault: Any) -> bool:
+        """Answer with the fault; False for faults that only change the body (lone, wrong_md5)."""
+        if fault is None or fault.kind in ("lone", "wrong_md5"):
+            return False
+        if fault.kind == "drop":
+            self.entry["status"] = "dropped"
+            self.close_connection = True
+        elif fault.kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            self.send_json(fault.status, {"success": False, "message": "fault injected"}, headers)
+        elif fault.kind == "junk":
+            self.send(200, JUNK, "text/html")
+        elif fault.kind == "empty":
+            self.send(200, b"", "text/html")
+        elif fault.kind == "cloudflare":
+            self.send(403, CLOUDFLARE_BODY, "text/html",
+                      {"cf-mitigated": "challenge", "Server": "cloudflare"})
+        elif fault.kind == "truncate":
+            self.send(200, b'[{"id": 1, "md5": "' + b"0" * 200, truncate=True)
+        else:
+            raise AssertionError(fault.kind)
+        return True
+
+    # -- files -----------------------------------------------------------------------------------
+    def serve_file(self, post: Any) -> None:
+        self.emu.file_started()
+        try:
+            self._serve_file(post)
+        finally:
+            self.emu.file_finished()
+
+    def _serve_file(self, post: Any) -> None:
+        emu = self.emu
+        fault = emu.take_fault("file", post.id)
+        if emu.file_latency:
+            time.sleep(emu.file_latency)
+        body = post.data
+        if fault is not None and fault.kind == "wrong_md5":
+            from tests.booru.emulator import image_bytes
+
+            body = image_bytes(post.ext, (post.width, post.height), post.id + 999)
+        if fault is not None and fault.kind == "truncate":
+            self.send(200, body, "application/octet-stream", truncate=True)
+            return
+        if self.apply_fault(fault):
+            return
+        self.entry["status"] = 200
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", f"image/{post.ext}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not emu.chunk_delay:
+                self.wfile.write(body)
+                return
+            for start in range(0, len(body), 8192):
+                self.wfile.write(body[start:start + 8192])
+                self.wfile.flush()
+                time.sleep(emu.chunk_delay)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    # -- API -------------------------------------------------------------------------------------
+    def serve_api(self, kind: str, params: dict[str, str]) -> None:
+        emu = self.emu
+        if not emu.check_rate(self.entry["time"]):
+            self.send_json(429, {"success": False, "message": "Throttled"}, {"Retry-After": "1"})
+            return
+        if emu.api_latency:
+            time.sleep(emu.api_latency)
+        fault = emu.take_fault(kind)
+        if self.apply_fault(fault):
+            return
+        lone = fault is not None and fault.kind == "lone"
+        given = bool(self.headers.get("Authorization") or params.get("api_key") or params.get("login"))
+        valid = emu.authorized(params, self.headers)
+        if (given and not valid) or (emu.require_key and not valid):
+            self.refuse_auth(given)
+            return
+        if kind == "tag":
+            self.serve_tags(params)
+            return
+        family = emu.family
+        query = params.get("tags", "")
+        if family in ("danbooru", "e621") and emu.tag_limit is not None and not valid:
+            free = DANBOORU_FREE if family == "danbooru" else E621_FREE
+            terms = query.split()
+            counted = [t for t in terms if t.lstrip("-").split(":", 1)[0].lower() not in free or ":" not in t]
+            if len(terms) > 1 and len(counted) > emu.tag_limit:
+                self.send_json(422, {"success": False, "error": "PostQuery::TagLimitError",
+                                     "message": f"You cannot search for more than {emu.tag_limit} tags at a time.",
+                                     "backtrace": ["app/logical/post_query.rb:123"]})
+                return
+        posts = emu.matching(query)
+        page_cut = self.page(posts, params)
+        if page_cut is None:
+            return
+        records = [emu.record(p) for p in page_cut[0]]
+        offset, limit = page_cut[1], page_cut[2]
+        if family == "danbooru":
+            self.send_json(200, records[0] if lone and records else records)
+        elif family == "gelbooru":
+            envelope: dict[str, Any] = {"@attributes": {"limit": limit, "offset": offset, "count": len(posts)}}
+            if records:
+                envelope["post"] = records[0] if lone else records
+            self.send_json(200, envelope)
+        elif family == "gelbooru-v02":
+            if not records:
+                self.send(200, b"", "text/html")  # clones answer "nothing" with an empty body
+            else:
+                self.send_json(200, records[0] if lone else records)
+        elif family == "moebooru":
+            if params.get("api_version") == "2":
+                types: dict[str, str] = {}
+                for post in page_cut[0]:
+                    for category, names in post.tags.items():
+                        for name in names:
+                            types.setdefault(name, MOEBOORU_TYPES[category])
+                self.send_json(200, {"posts": records[0] if lone and records else records, "pools": [],
+                                     "pool_posts": [], "tags": types})
+            else:
+                self.send_json(200, records)
+        else:
+            self.send_json(200, {"post": records[0]} if lone and records else {"posts": records})
+
+    def page(self, posts: list[Any], params: dict[str, str]) -> tuple[list[Any], int, int] | None:
+        emu = self.emu
+        family = emu.family
+        try:
+            limit = int(params.get("limit", "20"))
+        except ValueError:
+            limit = 20
+        if family in ("danbooru", "e621"):
+            top = 200 if family == "danbooru" else 320
+            if family == "e621" and limit > top:
+                self.send_json(410, {"success": False, "message": "Limit must be between 0 and 320."})
+                return None
+            limit = max(1, min(limit, top))
+            page = params.get("page", "1")
+            if page.startswith("b"):
+                cursor = int(page[1:])
+                return [p for p in posts if p.id < cursor][:limit], 0, limit
+            if page.startswith("a"):
+                cursor = int(page[1:])
+                return list(reversed([p for p in posts if p.id > cursor][-limit:])), 0, limit
+            number = int(page)
+            if emu.page_cap is not None and number > emu.page_cap:
+                extra = " Please narrow your search terms." if family == "e621" else ""
+                self.send_json(410, {"success": False,
+                                     "message": f"You cannot go beyond page {emu.page_cap}.{extra}"})
+                return None
+            offset = (number - 1) * limit
+            return posts[offset:offset + limit], offset, limit
+        if family in ("gelbooru", "gelbooru-v02"):
+            limit = max(1, min(limit, 100 if family == "gelbooru" else 1000))
+            offset = int(params.get("pid", "0")) * limit
+            if emu.depth_cap is not None and offset > emu.depth_cap:
+                self.send(200, TOO_DEEP, "text/html")
+                return None
+            return posts[offset:offset + limit], offset, limit
+        limit = max(1, min(limit, 1000))
+        offset = (max(1, int(params.get("page", "1"))) - 1) * limit
+        return posts[offset:offset + limit], offset, limit
+
+    def serve_tags(self, params: dict[str, str]) -> None:
+        emu = self.emu
+        if emu.family == "gelbooru-v02" and not emu.tag_api:
+            self.send(200, b"<html><body>Tag list</body></html>", "text/html")
+            return
+        types: dict[str, int] = {}
+        for post in emu.posts:
+            for category, names in post.tags.items():
+                for name in names:
+                    types.setdefault(name, GELBOORU_TYPES[category])
+        wanted = params.get("names", "").split()
+        tags = [{"id": i + 1, "name": name, "count": 5, "type": types[name], "ambiguous": False}
+                for i, name in enumerate(wanted) if name in types]
+        if emu.family == "gelbooru":
+            self.send_json(200, {"@attributes": {"limit": 100, "offset": 0, "count": len(tags)}, "tag": tags})
+        else:
+            self.send_json(200, tags)
+
+    def refuse_auth(self, given: bool) -> None:
+        family = self.emu.family
+        if family == "gelbooru-v02":
+            self.send(200, b"<error>Missing authentication. Go to api.rule34.xxx for more information</error>",
+                      "text/xml")
+        elif family == "danbooru":
+            message = "Invalid API key" if given else "Missing `login` or `api_key`"
+            self.send_json(401, {"success": False, "error": "SessionLoader::AuthenticationFailure",
+                                 "message": message})
+        else:
+            self.send_json(401, {"success": False, "reason": "Access denied: API key required"})
