@@ -1,0 +1,155 @@
+"""Pixel changes of `lorakit fix`: flatten transparency, downscale, convert, and encode back."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+_RESIZE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK", "I;16"})
+
+try:  # HEIC only where the optional plugin is installed; Pillow reads AVIF itself (11.3+)
+    import pillow_heif  # type: ignore[import-not-found]
+
+    pillow_heif.register_heif_opener()
+except Exception:  # noqa: BLE001 - absent or broken plugin: .heic stays unreadable
+    pass
+
+
+class PixelError(Exception):
+    """An image that cannot be decoded or encoded (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Header:
+    format: str
+    width: int
+    height: int
+    has_alpha: bool
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """An alpha channel or a transparent palette/colour, as the validator counts it."""
+    return image.mode in _ALPHA_MODES or "transparency" in image.info
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open image bytes; images over Pillow's pixel warning limit open (that is what --max-side is for),
+    those over its hard limit do not."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.size  # noqa: B018
+    except Image.DecompressionBombError:
+        raise PixelError("too many pixels for Pillow to open safely; downscale it with another tool") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure
+        raise PixelError(f"cannot open as an image ({exc})") from None
+    return image
+
+
+def read_header(data: bytes) -> Header:
+    image = open_image(data)
+    return Header(image.format or "", image.width, image.height, has_alpha(image))
+
+
+def decode(data: bytes, *, first_frame: bool = False) -> Image.Image:
+    """Fully decode image bytes (the first frame of an animation when asked)."""
+    image = open_image(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if first_frame and getattr(image, "n_frames", 1) > 1:
+                image.seek(0)
+            image.load()
+    except Exception as exc:  # noqa: BLE001 - truncated or broken data
+        raise PixelError(f"cannot decode ({exc})") from None
+    return image
+
+
+def flatten_alpha(image: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
+    """Composite onto an opaque colour; grey images stay grey."""
+    grey = image.mode in ("LA", "La") or (image.mode in ("L", "1") and "transparency" in image.info)
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (*colour, 255))
+    background.alpha_composite(rgba)
+    flat = background.convert("L" if grey else "RGB")
+    flat.info = {k: v for k, v in image.info.items() if k in ("icc_profile", "exif", "dpi")}
+    return flat
+
+
+def downscale(image: Image.Image, max_side: int) -> Image.Image:
+    """Lanczos-resize so the longer side is max_side, keeping the aspect ratio."""
+    width, height = image.size
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    info = dict(image.info)
+    if image.mode not in _RESIZE_MODES:
+        image = image.convert("RGBA" if has_alpha(image) else "RGB")
+    out = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    out.info = {k: v for k, v in info.items() if k in ("icc_profile", "exif", "dpi", "transparency")
+                and not (k == "transparency" and out.mode != image.mode)}
+    return out
+
+
+def for_png(image: Image.Image) -> Image.Image:
+    """A mode PNG can hold (TIFF CMYK, 16-bit colour, ... become RGB or RGBA)."""
+    if image.mode in _PNG_MODES:
+        return image
+    info = dict(image.info)
+    out = image.convert("RGBA" if has_alpha(image) else "RGB")
+    out.info = {k: v for k, v in info.items() if k in ("icc_profile", "dpi")}
+    return out
+
+
+def webp_is_lossless(data: bytes) -> bool:
+    return b"VP8L" in data[:64]
+
+
+def encode(image: Image.Image, fmt: str, *, lossless_webp: bool = False) -> bytes:
+    """Encode in `fmt` (Pillow's name) at high quality, keeping colour profile and EXIF."""
+    fmt = "JPEG" if fmt == "MPO" else fmt
+    params: dict[str, object] = {}
+    icc = image.info.get("icc_profile")
+    if icc:
+        params["icc_profile"] = icc
+    exif = image.info.get("exif")
+    if exif and fmt in ("JPEG", "WEBP", "PNG"):
+        params["exif"] = exif
+    if fmt == "JPEG":
+        if image.mode not in ("RGB", "L", "CMYK"):
+            image = image.convert("RGB")
+        params.update(quality=95, subsampling=0)
+    elif fmt == "WEBP":
+        params.update(lossless=True) if lossless_webp else params.update(quality=95, method=4)
+    elif fmt == "PNG":
+        image = for_png(image)
+        if "transparency" in image.info:
+            params["transparency"] = image.info["transparency"]
+    elif fmt == "BMP" and image.mode not in ("1", "L", "P", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=fmt, **params)
+    except (OSError, ValueError, KeyError) as exc:
+        raise PixelError(f"cannot save as {fmt} ({exc})") from None
+    return buffer.getvalue()
+
+
+def read_header_file(path) -> Header:
+    """Format, size and alpha from a file's header (no pixel decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return Header(image.format or "", image.width, image.height, has_alpha(image))
+    except Image.DecompressionBombError:
+        raise PixelError("too many pixels for Pillow to open safely; downscale it with another tool") from None
+    except OSError as exc:
+        raise PixelError(f"cannot open as an image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - hostile headers raise all sorts
+        raise PixelError(f"cannot open as an image ({exc})") from None
