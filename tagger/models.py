@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -102,21 +103,34 @@ def _folder_files(folder: Path, name: str) -> ModelFiles:
 
 def _hub_files(repo: str, revision: str | None, known: KnownModel | None) -> ModelFiles:
     try:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            GatedRepoError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
+        import huggingface_hub  # noqa: F401
     except ImportError:  # pragma: no cover - a dependency of lorakit
         raise TaggerError("huggingface-hub is not installed; pip install huggingface-hub, or pass a model folder") from None
 
     at = f"@{revision}" if revision else ""
     # The endpoint is read here, not at import time, so HF_ENDPOINT set after start-up is honoured too.
     endpoint = os.environ.get("HF_ENDPOINT") or None
+    # huggingface_hub logs each retry as a warning; the user gets one line from us instead.
+    hub_logger = logging.getLogger("huggingface_hub")
+    previous_level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        return _download(repo, revision, known, endpoint, at)
+    finally:
+        hub_logger.setLevel(previous_level)
+
+
+def _download(repo: str, revision: str | None, known: KnownModel | None, endpoint: str | None, at: str) -> ModelFiles:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
     paths: dict[str, Path] = {}
     # The labels first: they are small, so an offline or wrong repo fails before a long download.
     for filename in (LABELS_FILE, MODEL_FILE):

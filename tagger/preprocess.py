@@ -63,11 +63,11 @@ def square_resize(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
     side = max(width, height)
     left, top = (side - width) // 2, (side - height) // 2
-    if side == size or height == side:
-        padded = image
-        if width != side:
-            padded = Image.new("RGB", (side, side), WHITE)
-            padded.paste(image, (left, top))
+    if width == height:
+        return image if side == size else image.resize((size, size), Image.BICUBIC)
+    if side == size or height == side:  # no resampling, or portrait (every row has padding)
+        padded = Image.new("RGB", (side, side), WHITE)
+        padded.paste(image, (left, top))
         return padded if side == size else padded.resize((size, size), Image.BICUBIC)
     # Landscape: pad only the rows, resample horizontally only the image's own rows.
     rows = image.resize((size, height), Image.BICUBIC)
