@@ -1,16 +1,16 @@
-"""Writing LoRA files made by the tools: kohya tensors, string metadata, fresh sshs_model_hash."""
+"""Writing LoRA files made by the tools: kohya tensors and string metadata through the trainer's saver."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
-from .io import LoraModule, lora_tensors
-from .safetensors_stream import save_tensors
+from trainer.lora_file import save_lora_file
 
-STALE_KEYS = ("sshs_model_hash", "sshs_legacy_hash", "ss_new_session_id")
+from .io import LoraModule, lora_tensors
+
+STALE_KEYS = ("sshs_model_hash", "sshs_legacy_hash")
 
 
 def lora_metadata_note(meta: dict[str, str]) -> dict[str, str]:
@@ -22,20 +22,9 @@ def lora_metadata_note(meta: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _data_hash(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 of the tensor bytes after the header, in file order (what A1111 calls sshs_model_hash)."""
-    digest = hashlib.sha256()
-    for key in tensors:
-        t = tensors[key].detach().contiguous().reshape(-1)
-        if t.numel():
-            digest.update(memoryview(t.view(torch.uint8).numpy()))
-    return digest.hexdigest()
-
-
 def write_lora(path: str | Path, modules: dict[str, LoraModule], metadata: dict[str, str],
                dtype: torch.dtype | None = None) -> int:
-    """Write a kohya LoRA file atomically; returns its size in bytes."""
+    """Write a kohya LoRA file atomically (fresh sshs hashes as kohya computes them); returns its size."""
     tensors = lora_tensors(dict(sorted(modules.items())), dtype)
-    meta = {str(k): str(v) for k, v in metadata.items()}
-    meta["sshs_model_hash"] = _data_hash(tensors)
-    return save_tensors(path, tensors, meta)
+    target = save_lora_file(path, tensors, metadata)
+    return target.stat().st_size

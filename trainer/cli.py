@@ -1,0 +1,118 @@
+"""Command-line front end shared by `python -m trainer` and `lorakit train`.
+
+`add_train_arguments(parser)` adds `--config FILE`, `--events FILE|-`, `--export-kohya DIR` and one
+flag per TrainConfig field; `run_train(args)` runs it and returns the exit code. Without
+`--events`, progress is printed as plain lines on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from trainer.config import add_config_arguments, load_config
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML file with TrainConfig fields (top level or under [train]); flags override it")
+    parser.add_argument("--events", metavar="FILE|-",
+                        help="write JSON-lines events (start, step, sample, save, warning, error, done) to FILE, "
+                             "or to stdout with -")
+    parser.add_argument("--export-kohya", "--export_kohya", dest="export_kohya", type=Path, metavar="DIR",
+                        help="write dataset_config.toml and config_file.toml for kohya sd-scripts and exit")
+    add_config_arguments(parser)
+
+
+class HumanProgress:
+    """Plain progress lines on stderr (a single updating line on a terminal)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.total = 0
+        self.last_print = 0.0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        name = event["event"]
+        out = sys.stderr
+        if name == "start":
+            self.total = event["total_steps"]
+            out.write(f"training: {event['images']} images, {event['epochs']} epoch(s), {self.total} steps\n")
+        elif name == "step":
+            eta = event.get("eta_s")
+            line = (f"step {event['step']}/{self.total}  epoch {event['epoch']}  loss {event['loss']:.4f}  "
+                    f"lr {event['lr']:.2e}  {event['it_per_s']:.2f} it/s"
+                    + (f"  eta {int(eta)}s" if eta is not None else ""))
+            if self.tty:
+                out.write("\r" + line.ljust(100))
+            elif time.time() - self.last_print > 10 or event["step"] == self.total:
+                out.write(line + "\n")
+                self.last_print = time.time()
+        elif name in ("save", "sample"):
+            out.write(("\n" if self.tty else "") + f"{name}: {event['path']}\n")
+        elif name == "warning":
+            out.write(("\n" if self.tty else "") + f"warning: {event['message']}\n")
+        elif name == "done":
+            out.write(("\n" if self.tty else "") + f"done: {event['path']} ({event['steps']} steps, "
+                      f"{event['seconds']:.0f} s)\n")
+        out.flush()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train (or export) as the arguments say; UserErrors propagate to the caller's handler."""
+    from trainer.events import JsonLinesWriter, fan_out
+
+    config = load_config(args.config, args)
+    if args.export_kohya is not None:
+        from trainer.export_kohya import export_kohya
+
+        dataset_path, config_path = export_kohya(config, args.export_kohya)
+        print(f"wrote {dataset_path} and {config_path}")
+        return 0
+    _quiet_libraries()
+    writer = JsonLinesWriter(args.events) if args.events else None
+    human = HumanProgress() if args.events != "-" else None
+    emit = fan_out(writer, human)
+    try:
+        from prep.errors import UserError
+        from trainer.run import train
+
+        try:
+            train(config, emit)
+        except KeyboardInterrupt:
+            return 130
+        except UserError as exc:
+            if writer is not None and not getattr(exc, "event_sent", False) and type(exc).__name__ != "TrainingDiverged":
+                emit({"event": "error", "message": str(exc)})
+            raise
+    finally:
+        if writer is not None:
+            writer.close()
+    return 0
+
+
+def _quiet_libraries() -> None:
+    """No download/loading progress bars from diffusers/transformers in the trainer's output."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from prep.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="python -m trainer", description="Train a LoRA (kohya format).")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_train(args)
+    except UserError as exc:
+        print(f"trainer: error: {exc}", file=sys.stderr)
+        return exc.exit_code

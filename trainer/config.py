@@ -1,0 +1,206 @@
+"""`TrainConfig`: every training option, its default and its meaning (the lora-guide's names).
+
+The TOML file holds the fields at the top level or under `[train]` (so `lorakit.toml` works);
+relative paths in a file are relative to that file's folder. Every field is also a CLI flag
+(`--network-dim` and `--network_dim`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prep.config import ConfigError, add_arguments, from_mapping, read_toml, resolve, to_mapping
+from prep.config import option as o
+
+MODEL_TYPE_CHOICES = ("auto", "sd1", "sd2", "sd2-v", "sdxl")
+OPTIMIZERS = ("AdamW", "AdamW8bit", "Lion", "SGD", "Adafactor", "Prodigy")
+SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant_with_warmup")
+PRECISIONS = ("no", "fp16", "bf16")
+SAVE_PRECISIONS = ("fp32", "fp16", "bf16")
+TOKEN_LENGTHS = ("auto", "75", "150", "225")
+
+# Fields naming files or folders; in a config file they are relative to the file's folder.
+PATH_FIELDS = ("dataset", "reg_dataset", "vae", "network_weights", "output_dir", "resume", "sample_prompts",
+               "pretrained_model")
+
+
+@dataclass
+class TrainConfig:
+    """A LoRA training run (kohya train_network.py semantics, LoRA-friendly defaults)."""
+
+    # Model
+    pretrained_model: str = o("", "base model: a diffusers folder, a single-file .safetensors (or .ckpt, "
+                                  "loaded safely), or a Hugging Face hub id")
+    model_type: str = o("auto", "model family; auto reads it from the model config (sd2-v = v-prediction)",
+                        choices=MODEL_TYPE_CHOICES)
+    v_parameterization: bool | None = o(None, "train with the v-prediction target (follows model_type "
+                                              "when unset)")
+    vae: str | None = o(None, "a VAE to use instead of the model's own (folder, file or hub id)")
+    # Data
+    dataset: Path | None = o(None, "dataset folder holding <repeats>_<name> concept folders")
+    reg_dataset: Path | None = o(None, "regularization images folder (same layout); cycled to match the "
+                                       "training images and mixed into the batches")
+    caption_extension: str = o(".txt", "caption file extension")
+    resolution: str = o("512", "training resolution: an int (square) or \"W,H\"; buckets keep this area")
+    enable_bucket: bool = o(True, "aspect-ratio bucketing: images are trained at the bucket nearest "
+                                  "their aspect ratio instead of being cropped square")
+    min_bucket_reso: int = o(256, "smallest bucket side")
+    max_bucket_reso: int = o(1024, "largest bucket side")
+    bucket_reso_steps: int = o(64, "bucket sides are multiples of this (a multiple of 8; 32 for SDXL)")
+    bucket_no_upscale: bool = o(False, "never upscale: small images get a bucket of their own size "
+                                       "(floored to bucket_reso_steps)")
+    flip_aug: bool = o(False, "randomly mirror images horizontally (not for asymmetrical characters)")
+    random_crop: bool = o(False, "crop a random part of the resized image instead of the centre")
+    shuffle_caption: bool = o(False, "shuffle the comma-separated tags of each caption every step")
+    keep_tokens: int = o(0, "keep the first N tags in place when shuffling (e.g. 1 to keep the "
+                            "trigger word first)")
+    keep_tokens_separator: str = o("", "tags before this separator (e.g. |||) stay fixed; overrides keep_tokens")
+    caption_dropout_rate: float = o(0.0, "probability of training a step with an empty caption")
+    caption_tag_dropout_rate: float = o(0.0, "probability of dropping each (non-kept) tag")
+    prior_loss_weight: float = o(1.0, "loss weight of regularization images")
+    cache_latents: bool = o(False, "encode every image with the VAE once, before training (faster, less "
+                                   "VRAM; rules out random_crop)")
+    cache_latents_to_disk: bool = o(False, "keep the latent cache in .npz files beside the images between runs")
+    # Text
+    max_token_length: str = o("auto", "caption tokens: 75, 150 or 225 (captions are encoded in 75-token "
+                                      "chunks); auto = the smallest that fits the longest caption",
+                              choices=TOKEN_LENGTHS)
+    clip_skip: int = o(1, "use the text encoder layer this far from the end (1 for SD-based models, 2 "
+                          "for NAI-based anime models); SDXL ignores it")
+    # Network
+    network_dim: int = o(32, "LoRA rank: how many parameters of the UNet and text encoder to train; "
+                             "bigger = more VRAM and a bigger file, above 128 rarely helps")
+    network_alpha: float = o(16.0, "scales the LoRA update by network_alpha/network_dim (kohya's "
+                                   "anti-underflow knob; a lower alpha needs a higher learning rate)")
+    network_dropout: float | None = o(None, "dropout on the LoRA down projection's output")
+    conv_dim: int | None = o(None, "rank of the LoRA on 3x3 convs of ResNet blocks and up/down samplers "
+                                   "(LoCon); unset = no conv LoRA")
+    conv_alpha: float | None = o(None, "alpha of the conv LoRA (default 1, as kohya)")
+    train_unet_only: bool = o(False, "train only the UNet LoRA (text encoder untouched; advised for SDXL)")
+    train_text_encoder_only: bool = o(False, "train only the text encoder LoRA")
+    network_weights: Path | None = o(None, "a LoRA file to continue training from")
+    # Optimisation
+    learning_rate: float = o(1e-4, "master learning rate for UNet and text encoder unless they are set "
+                                   "(1e-4 suits SD 1.x); scale it with the batch size")
+    unet_lr: float | None = o(None, "UNet learning rate; supersedes learning_rate")
+    text_encoder_lr: float | None = o(None, "text encoder learning rate; supersedes learning_rate (often "
+                                            "5-10x lower than unet_lr)")
+    optimizer: str = o("AdamW", "optimizer (AdamW8bit needs bitsandbytes and a GPU; Prodigy needs prodigyopt)",
+                       choices=OPTIMIZERS)
+    optimizer_args: list[str] = o(help="extra optimizer arguments as key=value (e.g. weight_decay=0.01)",
+                                  default_factory=list)
+    lr_scheduler: str = o("constant", "learning-rate curve: constant, linear (to 0), cosine (to 0), "
+                                      "cosine_with_restarts, polynomial, constant_with_warmup",
+                          choices=SCHEDULERS)
+    lr_warmup_ratio: float = o(0.0, "fraction of the steps during which the learning rate rises linearly "
+                                    "from 0 (not for constant)")
+    lr_warmup_steps: int | None = o(None, "warmup as a number of steps (overrides lr_warmup_ratio)")
+    lr_scheduler_num_cycles: int = o(1, "hard restarts of cosine_with_restarts")
+    lr_scheduler_power: float = o(1.0, "power of the polynomial decay")
+    train_batch_size: int = o(1, "images per step; when raising it, raise learning_rate in proportion")
+    gradient_accumulation_steps: int = o(1, "batches accumulated into one optimizer step")
+    max_train_epochs: int | None = o(None, "number of epochs (one epoch = every image x its repeats); "
+                                           "default 10 when max_train_steps is unset")
+    max_train_steps: int | None = o(None, "number of optimizer steps (max_train_epochs wins when both are set)")
+    max_grad_norm: float = o(1.0, "gradient clipping norm (0 = off)")
+    seed: int = o(42, "random seed (data order, noise, initial LoRA weights)")
+    # Loss
+    noise_offset: float = o(0.0, "noise offset (about 0.05-0.1 helps very dark/bright images)")
+    min_snr_gamma: float | None = o(None, "Min-SNR loss weighting gamma (5 is common)")
+    # Memory / speed
+    mixed_precision: str | None = o(None, "no, fp16 or bf16; default bf16 where the GPU has it, else fp16; "
+                                          "no on CPU", choices=PRECISIONS)
+    save_precision: str = o("fp16", "precision of the saved LoRA file", choices=SAVE_PRECISIONS)
+    gradient_checkpointing: bool = o(False, "recompute activations in the backward pass: much less VRAM, slower")
+    xformers: bool = o(False, "use xformers attention when installed (PyTorch SDPA is the default)")
+    max_data_loader_n_workers: int = o(0, "image loading worker processes (0 = in the training process)")
+    # Output
+    output_dir: Path = o(Path("output"), "folder for LoRA files, states and samples")
+    output_name: str = o("lora", "file name stem: <name>.safetensors, <name>-000001.safetensors per epoch")
+    save_every_n_epochs: int | None = o(None, "also save a LoRA every N epochs")
+    save_every_n_steps: int | None = o(None, "also save a LoRA every N steps")
+    save_last_n: int | None = o(None, "keep only the newest N intermediate saves (and states)")
+    save_state: bool = o(False, "save the training state (optimizer, scheduler, RNG, step) with each save, "
+                                "for resume")
+    resume: Path | None = o(None, "a state folder written by save_state to continue exactly from")
+    sample_every_n_steps: int | None = o(None, "generate sample images every N steps")
+    sample_every_n_epochs: int | None = o(None, "generate sample images every N epochs (wins over steps)")
+    sample_prompts: Path | None = o(None, "prompt file in kohya syntax: one prompt per line with --n negative, "
+                                          "--w, --h, --s steps, --l CFG scale, --d seed")
+    validate_dataset: bool = o(True, "run the dataset checks of `lorakit validate` before loading models")
+
+    def resolution_wh(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+
+def parse_resolution(value: str) -> tuple[int, int]:
+    """`512` -> (512, 512); `768,512` -> (768, 512)."""
+    text = str(value).replace("x", ",").strip()
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"resolution = {value!r} is not an int or \"W,H\"") from None
+    if len(numbers) == 1:
+        numbers = numbers * 2
+    if len(numbers) != 2 or min(numbers) <= 0:
+        raise ConfigError(f"resolution = {value!r} is not an int or \"W,H\"")
+    return numbers[0], numbers[1]
+
+
+def config_table(data: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig table of a parsed TOML file: `[train]` when present, else the top level."""
+    table = data.get("train")
+    if isinstance(table, dict):
+        return dict(table)
+    return data
+
+
+def _rebase_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(values)
+    for name in PATH_FIELDS:
+        value = out.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            out[name] = str(path)
+            continue
+        rebased = base / path
+        # A hub id like "org/model" is not a path: keep it unless the file or folder exists.
+        if name in ("pretrained_model", "vae") and not rebased.exists():
+            continue
+        out[name] = str(rebased)
+    return out
+
+
+def load_config(config_file: Path | None = None, args: argparse.Namespace | dict[str, Any] | None = None) -> TrainConfig:
+    """The file's values (top level or [train]) with CLI overrides layered on top."""
+    file_values: dict[str, Any] = {}
+    source = ""
+    if config_file is not None:
+        data = read_toml(Path(config_file))
+        file_values = _rebase_paths(config_table(data), Path(config_file).resolve().parent)
+        source = str(config_file)
+    return resolve(TrainConfig, args, file_values, source)
+
+
+def config_from_mapping(values: dict[str, Any], source: str = "") -> TrainConfig:
+    return from_mapping(TrainConfig, values, source)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, with `--field_name` aliases for kohya users."""
+    add_arguments(parser, TrainConfig, underscore_aliases=True)
+
+
+def field_help() -> dict[str, str]:
+    """Field name -> help text (for docs and the TUI)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainConfig)}

@@ -1,0 +1,151 @@
+"""`--export-kohya DIR`: the same run as kohya sd-scripts inputs (dataset_config.toml, config_file.toml).
+
+Train elsewhere with:
+    accelerate launch train_network.py --config_file DIR/config_file.toml
+(`sdxl_train_network.py` for SDXL). The dataset config lists every concept folder as a subset
+with its repeats and the caption extension; reg folders are subsets with `is_reg = true`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prep.dataset import Dataset
+from prep.fsio import atomic_write_text
+from trainer.config import TrainConfig
+from trainer.errors import TrainError
+
+SAVE_PRECISION = {"fp32": "float", "fp16": "fp16", "bf16": "bf16"}
+V2_TYPES = ("sd2", "sd2-v")
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def dataset_config(config: TrainConfig) -> dict[str, Any]:
+    """kohya's dataset_config TOML as a dict: [general], one [[datasets]] with its subsets."""
+    if config.dataset is None:
+        raise TrainError("no dataset given; set dataset or pass --dataset DIR")
+    width, height = config.resolution_wh()
+    general = _drop_none({
+        "caption_extension": config.caption_extension,
+        "shuffle_caption": config.shuffle_caption,
+        "keep_tokens": config.keep_tokens,
+        "keep_tokens_separator": config.keep_tokens_separator or None,
+        "caption_dropout_rate": config.caption_dropout_rate,
+        "caption_tag_dropout_rate": config.caption_tag_dropout_rate,
+        "flip_aug": config.flip_aug,
+        "random_crop": config.random_crop,
+    })
+    subsets: list[dict[str, Any]] = []
+    for root, is_reg in ((config.dataset, False), (config.reg_dataset, True)):
+        if root is None:
+            continue
+        dataset = Dataset.load(Path(root), config.caption_extension)
+        if not dataset.concepts:
+            raise TrainError(f"{root}: no <repeats>_<name> concept folders to export")
+        for concept in dataset.concepts:
+            subset: dict[str, Any] = {"image_dir": str(Path(concept.folder).resolve()),
+                                      "num_repeats": concept.repeats, "class_tokens": concept.name}
+            if is_reg:
+                subset["is_reg"] = True
+            subsets.append(subset)
+    dataset_table = {
+        "resolution": width if width == height else [width, height],
+        "batch_size": config.train_batch_size,
+        "enable_bucket": config.enable_bucket,
+        "min_bucket_reso": config.min_bucket_reso,
+        "max_bucket_reso": config.max_bucket_reso,
+        "bucket_reso_steps": config.bucket_reso_steps,
+        "bucket_no_upscale": config.bucket_no_upscale,
+        "subsets": subsets,
+    }
+    return {"general": general, "datasets": [dataset_table]}
+
+
+def train_config(config: TrainConfig, dataset_config_path: Path, model_type: str | None = None) -> dict[str, Any]:
+    """train_network.py arguments for `--config_file` (flat keys, as kohya reads them)."""
+    kind = model_type or config.model_type
+    network_args = None
+    if config.conv_dim:
+        network_args = [f"conv_dim={config.conv_dim}",
+                        f"conv_alpha={config.conv_alpha if config.conv_alpha is not None else 1.0}"]
+    warmup: int | float | None = config.lr_warmup_steps
+    if warmup is None and config.lr_warmup_ratio > 0:
+        warmup = config.lr_warmup_ratio  # kohya reads a value below 1 as a fraction of the steps
+    max_len = None if config.max_token_length in ("auto", "75") else int(config.max_token_length)
+    return _drop_none({
+        "pretrained_model_name_or_path": config.pretrained_model,
+        "v2": True if kind in V2_TYPES else None,
+        "v_parameterization": True if (config.v_parameterization or kind == "sd2-v") else None,
+        "vae": config.vae,
+        "dataset_config": str(dataset_config_path.resolve()),
+        "output_dir": str(Path(config.output_dir).resolve()),
+        "output_name": config.output_name,
+        "save_model_as": "safetensors",
+        "network_module": "networks.lora",
+        "network_dim": config.network_dim,
+        "network_alpha": config.network_alpha,
+        "network_dropout": config.network_dropout,
+        "network_args": network_args,
+        "network_train_unet_only": config.train_unet_only or None,
+        "network_train_text_encoder_only": config.train_text_encoder_only or None,
+        "network_weights": str(config.network_weights) if config.network_weights else None,
+        "learning_rate": config.learning_rate,
+        "unet_lr": config.unet_lr,
+        "text_encoder_lr": config.text_encoder_lr,
+        "optimizer_type": config.optimizer,
+        "optimizer_args": list(config.optimizer_args) or None,
+        "lr_scheduler": config.lr_scheduler,
+        "lr_warmup_steps": warmup,
+        "lr_scheduler_num_cycles": config.lr_scheduler_num_cycles,
+        "lr_scheduler_power": config.lr_scheduler_power,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "max_train_epochs": config.max_train_epochs,
+        "max_train_steps": config.max_train_steps,
+        "max_grad_norm": config.max_grad_norm,
+        "seed": config.seed,
+        "noise_offset": config.noise_offset or None,
+        "min_snr_gamma": config.min_snr_gamma,
+        "prior_loss_weight": config.prior_loss_weight,
+        "mixed_precision": config.mixed_precision,
+        "save_precision": SAVE_PRECISION[config.save_precision],
+        "gradient_checkpointing": config.gradient_checkpointing or None,
+        "sdpa": None if config.xformers else True,
+        "xformers": True if config.xformers else None,
+        "cache_latents": config.cache_latents or None,
+        "cache_latents_to_disk": config.cache_latents_to_disk or None,
+        "max_token_length": max_len,
+        "clip_skip": config.clip_skip if kind != "sdxl" else None,
+        "max_data_loader_n_workers": config.max_data_loader_n_workers,
+        "save_every_n_epochs": config.save_every_n_epochs,
+        "save_every_n_steps": config.save_every_n_steps,
+        "save_last_n_epochs": config.save_last_n if config.save_every_n_epochs else None,
+        "save_last_n_steps": (config.save_last_n * config.save_every_n_steps
+                              if config.save_last_n and config.save_every_n_steps else None),
+        "save_state": config.save_state or None,
+        "resume": str(config.resume) if config.resume else None,
+        "sample_every_n_steps": config.sample_every_n_steps,
+        "sample_every_n_epochs": config.sample_every_n_epochs,
+        "sample_prompts": str(Path(config.sample_prompts).resolve()) if config.sample_prompts else None,
+        "sample_sampler": "ddim" if config.sample_prompts else None,
+    })
+
+
+def export_kohya(config: TrainConfig, out_dir: Path) -> tuple[Path, Path]:
+    """Write DIR/dataset_config.toml and DIR/config_file.toml; returns their paths."""
+    import tomli_w
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dataset_path = out_dir / "dataset_config.toml"
+    config_path = out_dir / "config_file.toml"
+    script = "sdxl_train_network.py" if config.model_type == "sdxl" else "train_network.py"
+    header = (f"# Written by lorakit train --export-kohya. Run with:\n"
+              f"#   accelerate launch {script} --config_file {config_path.resolve()}\n")
+    atomic_write_text(dataset_path, "# kohya sd-scripts dataset config written by lorakit\n"
+                      + tomli_w.dumps(dataset_config(config)))
+    atomic_write_text(config_path, header + tomli_w.dumps(train_config(config, dataset_path)))
+    return dataset_path, config_path

@@ -1,0 +1,125 @@
+"""Latent cache: every image encoded by the VAE once (RAM, or `<stem>_<W>x<H>_sd.npz` beside it).
+
+The disk files follow kohya's naming (`_sd.npz`, `_sdxl.npz` for SDXL) and also record the
+image's size/mtime and a VAE fingerprint, so a changed image or another VAE re-encodes instead of
+training on stale latents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trainer.data import TrainImage
+from trainer.images import load_pixels
+
+if TYPE_CHECKING:
+    import torch
+
+
+def vae_fingerprint(vae) -> str:
+    """A short id of a VAE: its config and a checksum of one weight."""
+    import torch
+
+    config = json.dumps(dict(vae.config), sort_keys=True, default=str)
+    weight = next(iter(vae.parameters())).detach().float()
+    digest = hashlib.sha256(config.encode() + repr(float(torch.sum(weight * weight))).encode())
+    return digest.hexdigest()[:16]
+
+
+def npz_path(img: TrainImage, sdxl: bool) -> Path:
+    w, h = img.bucket
+    return img.path.with_name(f"{img.path.stem}_{w:04d}x{h:04d}_{'sdxl' if sdxl else 'sd'}.npz")
+
+
+def _image_stamp(img: TrainImage) -> str:
+    stat = img.path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _read_npz(path: Path, stamp: str, fingerprint: str, want_flip: bool):
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["lorakit_stamp"]) != stamp or str(data["lorakit_vae"]) != fingerprint:
+                return None
+            if want_flip and "latents_flipped" not in data:
+                return None
+            latents = data["latents"].copy()
+            flipped = data["latents_flipped"].copy() if want_flip else None
+            crop = tuple(int(v) for v in data["crop_ltrb"][:2][::-1])
+            return latents, flipped, crop
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+class LatentCache:
+    """Image index -> (latents, flipped latents or None, crop top-left)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]] = {}
+
+    def get(self, index: int, flip: bool) -> tuple[torch.Tensor, tuple[int, int]]:
+        latents, flipped, crop = self.entries[index]
+        return (flipped if flip and flipped is not None else latents), crop
+
+    def build(self, images: list[TrainImage], indices: list[int], vae, *, scaling: float, flip_aug: bool,
+              to_disk: bool, sdxl: bool, device, dtype, on_progress=None) -> None:
+        """Encode (or read from disk) the latents of the given images, grouped by bucket."""
+        import torch
+
+        fingerprint = vae_fingerprint(vae) if to_disk else ""
+        todo: dict[tuple[int, int], list[int]] = {}
+        for index in indices:
+            img = images[index]
+            if to_disk:
+                found = _read_npz(npz_path(img, sdxl), _image_stamp(img), fingerprint, flip_aug)
+                if found is not None:
+                    latents, flipped, crop = found
+                    self.entries[index] = (torch.from_numpy(latents),
+                                           torch.from_numpy(flipped) if flipped is not None else None, crop)
+                    continue
+            todo.setdefault(img.bucket, []).append(index)
+        done = 0
+        for bucket in sorted(todo):
+            group = todo[bucket]
+            for start in range(0, len(group), 4):
+                chunk = group[start:start + 4]
+                prepared = [load_pixels(images[i]) for i in chunk]
+                pixels = torch.stack([p.pixels for p in prepared]).to(device, dtype)
+                with torch.no_grad():
+                    latents = vae.encode(pixels).latent_dist.sample() * scaling
+                    flipped = (vae.encode(torch.flip(pixels, dims=[3])).latent_dist.sample() * scaling
+                               if flip_aug else None)
+                for k, index in enumerate(chunk):
+                    lat = latents[k].float().cpu()
+                    flp = flipped[k].float().cpu() if flipped is not None else None
+                    crop = prepared[k].crop_top_left
+                    self.entries[index] = (lat, flp, crop)
+                    if to_disk:
+                        self._write(images[index], lat, flp, crop, fingerprint, sdxl)
+                done += len(chunk)
+                if on_progress:
+                    on_progress(done)
+
+    @staticmethod
+    def _write(img: TrainImage, latents, flipped, crop, fingerprint: str, sdxl: bool) -> None:
+        import io
+
+        import numpy as np
+
+        from prep.fsio import atomic_write_bytes
+
+        w, h = img.bucket
+        top, left = crop
+        arrays = {"latents": latents.numpy(), "original_size": np.array(img.size),
+                  "crop_ltrb": np.array([left, top, left + w, top + h]),
+                  "lorakit_stamp": np.array(_image_stamp(img)), "lorakit_vae": np.array(fingerprint)}
+        if flipped is not None:
+            arrays["latents_flipped"] = flipped.numpy()
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(npz_path(img, sdxl), buffer.getvalue())

@@ -1,0 +1,398 @@
+"""The training run: checks, models, data, LoRA, optimizer, the loop, saves, samples and events.
+
+`train(config, emit)` returns the final LoRA path. It runs as one process or as each process of
+`accelerate launch`; only the main process writes files and events. Gradients of the LoRA are
+averaged across processes by hand (the LoRA is not called through a DDP wrapper: it is patched
+into the frozen model's forward, as kohya's is).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from trainer.caption_augment import CaptionOptions, strip_separator
+from trainer.checks import DeviceInfo, check_config, check_dataset, resolve_mixed_precision
+from trainer.config import TrainConfig
+from trainer.errors import TrainError, TrainingDiverged
+from trainer.events import EventSink, make_event
+
+NAN_MESSAGE = ("loss is {value} at step {step}: training diverged. Likely cause: fp16 overflow or a too high "
+               "learning rate; try mixed_precision = bf16 or a lower learning_rate/text_encoder_lr. "
+               "The last good save is kept{last}.")
+
+
+def resolve_max_token_length(config: TrainConfig, captions: list[str]) -> int:
+    """75/150/225, or for "auto" the smallest that fits the longest caption (as validate recommends)."""
+    if config.max_token_length != "auto":
+        return int(config.max_token_length)
+    from prep.clip_tokens import count_tokens, recommended_max_token_length
+
+    longest = max((count_tokens(strip_separator(c, config.keep_tokens_separator)) for c in captions), default=0)
+    return recommended_max_token_length(longest)
+
+
+class _Interrupt:
+    """SIGINT sets a flag; the loop saves the state at the next step boundary and stops."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and self._previous not in (None, signal.SIG_IGN):
+            signal.default_int_handler(signum, frame)
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def plan_steps(config: TrainConfig, local_batches: int) -> tuple[int, int, int]:
+    """(optimizer steps per epoch, epochs, total steps) as kohya: max_train_epochs wins over steps."""
+    per_epoch = max(math.ceil(local_batches / config.gradient_accumulation_steps), 1)
+    if config.max_train_epochs is not None:
+        return per_epoch, config.max_train_epochs, per_epoch * config.max_train_epochs
+    if config.max_train_steps is not None:
+        return per_epoch, math.ceil(config.max_train_steps / per_epoch), config.max_train_steps
+    return per_epoch, 10, per_epoch * 10
+
+
+def train(config: TrainConfig, emit: EventSink | None = None) -> Path:
+    """Run the training described by config; returns the final LoRA file's path."""
+    import torch
+    from accelerate import Accelerator
+
+    device_info = DeviceInfo.detect()
+    warnings = check_config(config, device_info)
+    precision = resolve_mixed_precision(config, device_info)
+    accelerator = Accelerator(mixed_precision=precision, cpu=not device_info.cuda)
+    main = accelerator.is_main_process
+    rank, world = accelerator.process_index, accelerator.num_processes
+
+    def send(name: str, **fields: Any) -> None:
+        if main and emit is not None:
+            emit(make_event(name, **fields))
+
+    for message in warnings:
+        send("warning", message=message)
+    check_dataset(config, lambda message: send("warning", message=message))
+
+    from trainer.data import build_training_set
+
+    training = build_training_set(config)
+    max_token_length = resolve_max_token_length(config, [img.caption for img in training.images])
+
+    from trainer.models import base_model_version, load_models
+
+    models = load_models(config, lambda message: send("warning", message=message))
+    device = accelerator.device
+    weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    return _Trainer(config, accelerator, models, training, max_token_length, weight_dtype, precision, send,
+                    base_model_version(models.model_type), device, rank, world).run()
+
+
+class _Trainer:
+    def __init__(self, config, accelerator, models, training, max_token_length, weight_dtype, precision, send,
+                 base_version, device, rank, world) -> None:
+        self.config, self.accelerator, self.models, self.training = config, accelerator, models, training
+        self.max_token_length, self.weight_dtype, self.precision = max_token_length, weight_dtype, precision
+        self.send, self.base_version, self.device, self.rank, self.world = send, base_version, device, rank, world
+        self.main = accelerator.is_main_process
+        self.output_dir = Path(config.output_dir)
+        self.last_save: Path | None = None
+
+    # -- setup -------------------------------------------------------------------------------
+    def _prepare_models(self) -> None:
+        import torch
+
+        config, models = self.config, self.models
+        for module in [models.unet, models.vae, *models.text_encoders]:
+            module.requires_grad_(False)
+            module.eval()
+        self.train_text_encoder = not config.train_unet_only
+        self.train_unet = not config.train_text_encoder_only
+        half = self.weight_dtype != torch.float32
+        kwargs = {"dtype": self.weight_dtype} if half else {}
+        models.unet.to(self.device, **kwargs)
+        for encoder in models.text_encoders:
+            encoder.to(self.device, **kwargs)
+        # SDXL's VAE overflows in fp16 (NaN latents): keep it in fp32 there.
+        vae_dtype = self.weight_dtype if half and not models.is_sdxl else torch.float32
+        models.vae.to(self.device, **({"dtype": vae_dtype} if vae_dtype != models.vae.dtype else {}))
+        if config.xformers:
+            models.unet.enable_xformers_memory_efficient_attention()
+        if config.gradient_checkpointing:
+            models.unet.enable_gradient_checkpointing()
+            models.unet.train()
+            if self.train_text_encoder:
+                for encoder in models.text_encoders:
+                    encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                    encoder.train()
+
+    def _build_network(self) -> None:
+        import torch
+
+        from trainer.lora_file import load_lora_file
+        from trainer.network import LoRANetwork, NetworkOptions
+
+        config = self.config
+        torch.manual_seed(config.seed)
+        options = NetworkOptions(config.network_dim, config.network_alpha, config.network_dropout, config.conv_dim,
+                                 config.conv_alpha, self.train_unet, self.train_text_encoder)
+        self.network = LoRANetwork(self.models.unet, self.models.text_encoders, self.models.model_type, options)
+        if config.network_weights is not None:
+            tensors, _meta = load_lora_file(config.network_weights)
+            self.network.load_weights(tensors, str(config.network_weights))
+        self.network.to(self.device, dtype=torch.float32)
+        self.network.apply_to()
+        self.network.train()
+        self.unet_lr = config.unet_lr if config.unet_lr is not None else config.learning_rate
+        self.te_lr = config.text_encoder_lr if config.text_encoder_lr is not None else config.learning_rate
+        groups = self.network.parameter_groups(self.unet_lr, self.te_lr)
+        if not groups:
+            raise TrainError("nothing to train: every learning rate of the trained parts is 0")
+        self.params = [p for g in groups for p in g["params"]]
+
+    def _build_cache(self):
+        from trainer.latent_cache import LatentCache
+
+        config = self.config
+        if not config.cache_latents:
+            return None
+        cache = LatentCache()
+        indices = sorted({i for entries in self.training.buckets.values() for i in entries})
+        cache.build(self.training.images, indices, self.models.vae, scaling=self.models.latent_scaling,
+                    flip_aug=config.flip_aug, to_disk=config.cache_latents_to_disk and self.main,
+                    sdxl=self.models.is_sdxl, device=self.device, dtype=self.models.vae.dtype)
+        self.models.vae.to("cpu")  # no longer needed on the GPU (sampling moves it back)
+        return cache
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _local_batches(self, epoch: int) -> list[list[int]]:
+        batches = self.training.epoch_batches(epoch)
+        if self.world == 1:
+            return batches
+        per_process = math.ceil(len(batches) / self.world)
+        # Every process runs the same number of steps (a short shard wraps around), else the
+        # gradient all-reduce would wait forever.
+        return [batches[(self.rank + i * self.world) % len(batches)] for i in range(per_process)]
+
+    def _metadata(self, step: int, epoch: int) -> dict[str, str]:
+        from trainer.metadata import finish_metadata
+
+        return finish_metadata(self.base_metadata, step=step, epoch=epoch)
+
+    def _save(self, path: Path, step: int, epoch: int, position: dict[str, Any] | None) -> None:
+        from trainer.saving import save_lora, save_state, state_dir_for
+
+        if not self.main:
+            return
+        save_lora(path, self.network.kohya_state_dict(), self._metadata(step, epoch), self.config.save_precision)
+        self.last_save = path
+        self.send("save", step=step, path=str(path))
+        if self.config.save_state and position is not None:
+            save_state(state_dir_for(path), network_state=self.network.state_dict(), optimizer=self.optimizer,
+                       scheduler=self.scheduler, scaler=self.accelerator.scaler, position=position)
+
+    def _sample(self, step: int, epoch: int | None) -> None:
+        import torch
+
+        from trainer.sampling import generate_samples, read_prompt_file
+
+        if not self.main or self.config.sample_prompts is None:
+            return
+        prompts = read_prompt_file(Path(self.config.sample_prompts))
+        vae_device = next(self.models.vae.parameters()).device
+        self.models.vae.to(self.device)
+        self.network.eval()
+        try:
+            paths = generate_samples(self.models, prompts, self.output_dir / "sample", self.config.output_name,
+                                     step=step, epoch=epoch, device=self.device, dtype=self.weight_dtype)
+        finally:
+            self.network.train()
+            self.models.vae.to(vae_device)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        for path in paths:
+            self.send("sample", step=step, path=str(path))
+
+    def _all_reduce_grads(self) -> None:
+        import torch
+
+        if self.world == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = self.accelerator.reduce(flat, reduction="mean")
+        offset = 0
+        for p, g in zip(self.params, grads, strict=False):
+            n = g.numel()
+            p.grad = flat[offset:offset + n].view_as(p).clone()
+            offset += n
+
+    def _any(self, flag: bool) -> bool:
+        import torch
+
+        if self.world == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(value, reduction="sum").item() > 0)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> Path:
+        import torch
+
+        from trainer.metadata import build_metadata
+        from trainer.optim import build_optimizer, build_scheduler
+        from trainer.saving import Rotation, epoch_name, final_name, load_state, state_dir_for, step_name
+        from trainer.step import assemble_batch, compute_loss, step_seed
+
+        config, accelerator = self.config, self.accelerator
+        started = time.time()
+        self._prepare_models()
+        self._build_network()
+        local_count = len(self._local_batches(0))
+        steps_per_epoch, epochs, total_steps = plan_steps(config, local_count)
+        groups = self.network.parameter_groups(self.unet_lr, self.te_lr)
+        optimizer = build_optimizer(config, groups, self.unet_lr if self.train_unet else self.te_lr)
+        self.optimizer = accelerator.prepare(optimizer)
+        self.scheduler = build_scheduler(config, self.optimizer.optimizer, total_steps)
+        self.base_metadata = build_metadata(
+            config, self.training, model_type=self.models.model_type,
+            v_parameterization=self.models.v_parameterization, base_model_version=self.base_version,
+            model_name=self.models.name, mixed_precision=self.precision, max_token_length=self.max_token_length,
+            total_steps=total_steps, epochs=epochs, batches_per_epoch=local_count, unet_lr=self.unet_lr,
+            text_encoder_lr=self.te_lr, started_at=started)
+        global_step, start_epoch, start_batch = 0, 0, 0
+        if config.resume is not None:
+            state = load_state(Path(config.resume))
+            self.network.load_weights(state["network"], str(config.resume))
+            self.optimizer.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if "scaler" in state and accelerator.scaler is not None:
+                accelerator.scaler.load_state_dict(state["scaler"])
+            position = state["position"]
+            global_step, start_epoch, start_batch = (int(position["step"]), int(position["epoch"]),
+                                                     int(position["batch"]))
+        cache = self._build_cache()
+        if not config.cache_latents:
+            self.models.vae.requires_grad_(False)
+        self.send("start", total_steps=total_steps, epochs=epochs, images=self.training.num_images,
+                  images_with_repeats=self.training.num_train_images, reg_images=self.training.num_reg_images,
+                  steps_per_epoch=steps_per_epoch, max_token_length=self.max_token_length,
+                  model_type=self.models.model_type, mixed_precision=self.precision, config=config.to_dict())
+        caption_options = CaptionOptions(config.shuffle_caption, config.keep_tokens, config.keep_tokens_separator,
+                                         config.caption_dropout_rate, config.caption_tag_dropout_rate)
+        autocast = accelerator.autocast if self.precision != "no" else nullcontext
+        epoch_rotation, step_rotation = Rotation(config.save_last_n), Rotation(config.save_last_n)
+        accum = config.gradient_accumulation_steps
+        loop_started, loop_start_step = time.time(), global_step
+        stopped_by_user = False
+        last_position = {"step": global_step, "epoch": start_epoch, "batch": start_batch}
+        with _Interrupt() as interrupt:
+            for epoch in range(start_epoch, epochs):
+                if global_step >= total_steps:
+                    break
+                batches = self._local_batches(epoch)
+                first = start_batch if epoch == start_epoch else 0
+                micro = 0
+                for index in range(first, len(batches)):
+                    seed = step_seed(config.seed, epoch, index, self.rank)
+                    torch.manual_seed(seed)
+                    rng = random.Random(seed)
+                    batch = assemble_batch(self.training, batches[index], rng=rng, caption_options=caption_options,
+                                           flip_aug=config.flip_aug, random_crop=config.random_crop,
+                                           prior_loss_weight=config.prior_loss_weight, cache=cache)
+                    loss = compute_loss(self.models, batch, device=self.device, weight_dtype=self.weight_dtype,
+                                        train_text_encoder=self.train_text_encoder and self.te_lr > 0,
+                                        max_token_length=self.max_token_length, clip_skip=config.clip_skip,
+                                        noise_offset=config.noise_offset, min_snr_gamma=config.min_snr_gamma,
+                                        autocast=autocast)
+                    loss_value = float(loss.detach().item())
+                    if self._any(not math.isfinite(loss_value)):
+                        last = f" ({self.last_save})" if self.last_save else " (none was written yet)"
+                        message = NAN_MESSAGE.format(value=loss_value, step=global_step + 1, last=last)
+                        self.send("error", message=message)
+                        raise TrainingDiverged(message)
+                    accelerator.backward(loss / accum)
+                    micro += 1
+                    last_in_epoch = index == len(batches) - 1
+                    if micro % accum and not last_in_epoch:
+                        continue
+                    self._all_reduce_grads()
+                    if config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(self.params, config.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    global_step += 1
+                    elapsed = time.time() - loop_started
+                    rate = (global_step - loop_start_step) / elapsed if elapsed > 0 else 0.0
+                    lrs = self.scheduler.get_last_lr()
+                    self.send("step", step=global_step, epoch=epoch + 1, loss=loss_value, lr=lrs[-1],
+                              it_per_s=rate, eta_s=(total_steps - global_step) / rate if rate > 0 else None)
+                    position = {"step": global_step, "epoch": epoch + (1 if last_in_epoch else 0),
+                                "batch": 0 if last_in_epoch else index + 1}
+                    last_position = position
+                    done = global_step >= total_steps
+                    if config.save_every_n_steps and global_step % config.save_every_n_steps == 0 and not done:
+                        path = self.output_dir / step_name(config.output_name, global_step)
+                        self._save(path, global_step, epoch + 1, position)
+                        if self.main:
+                            step_rotation.add(path)
+                    if (config.sample_every_n_steps and not config.sample_every_n_epochs
+                            and global_step % config.sample_every_n_steps == 0):
+                        self._sample(global_step, None)
+                    if self._any(interrupt.requested) and not done:
+                        path = self.output_dir / step_name(config.output_name, global_step)
+                        self._save(path, global_step, epoch + 1, position)
+                        state = state_dir_for(path) if config.save_state else None
+                        if self.main and not config.save_state:
+                            from trainer.saving import save_state
+
+                            state = save_state(state_dir_for(path), network_state=self.network.state_dict(),
+                                               optimizer=self.optimizer, scheduler=self.scheduler,
+                                               scaler=accelerator.scaler, position=position)
+                        self.send("warning", message=f"interrupted at step {global_step}; state saved to {state}; "
+                                                     f"continue with --resume {state}")
+                        stopped_by_user = True
+                        break
+                    if done:
+                        break
+                if stopped_by_user:
+                    break
+                number = epoch + 1
+                if number < epochs and global_step < total_steps:
+                    position = {"step": global_step, "epoch": number, "batch": 0}
+                    if config.save_every_n_epochs and number % config.save_every_n_epochs == 0:
+                        path = self.output_dir / epoch_name(config.output_name, number)
+                        self._save(path, global_step, number, position)
+                        if self.main:
+                            epoch_rotation.add(path)
+                    if config.sample_every_n_epochs and number % config.sample_every_n_epochs == 0:
+                        self._sample(global_step, number)
+        accelerator.wait_for_everyone()
+        if stopped_by_user:
+            raise KeyboardInterrupt
+        final_epoch = min(epochs, start_epoch + 1 + (global_step - 1) // max(steps_per_epoch, 1)) if global_step else 0
+        final = self.output_dir / final_name(config.output_name)
+        self._save(final, global_step, final_epoch, last_position)
+        if config.sample_every_n_epochs or config.sample_every_n_steps:
+            self._sample(global_step, final_epoch if config.sample_every_n_epochs else None)
+        self.send("done", path=str(final), steps=global_step, seconds=round(time.time() - started, 3))
+        self.network.restore()
+        return final
