@@ -151,7 +151,7 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
         search = family.search(config.tags, page_size)
         exhausted = False
         while saved < config.limit:
-            while not exhausted and saved + len(pending) < config.limit:
+            while not exhausted and saved + len(pending) < config.limit and len(pending) < config.concurrency:
                 item = next(search, None)
                 if item is None:
                     exhausted = True
