@@ -72,18 +72,31 @@ def load_clip(model: str) -> ClipEncoder:
         source = model
         identity = model
         config = {}
-    architectures = config.get("architectures") or []
-    # A bare vision tower has no projection; anything else (a full CLIP model, or a vision model
-    # saved with its projection) loads as the projected tower so embeddings match CLIP's space.
-    pooled = config.get("model_type") == "clip_vision_model" and "CLIPVisionModelWithProjection" not in architectures
-    cls = CLIPVisionModel if pooled else CLIPVisionModelWithProjection
+    from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
+
+    # Library code never prints: keep transformers' load bars and backend notices off the terminal.
+    hf_logging.disable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
+        if not config:
+            loaded = AutoConfig.from_pretrained(source)
+            config = {"model_type": loaded.model_type, "architectures": loaded.architectures}
+        architectures = config.get("architectures") or []
+        # A bare vision tower has no projection; anything else (a full CLIP model, or a vision model
+        # saved with its projection) loads as the projected tower so embeddings match CLIP's space.
+        pooled = (config.get("model_type") == "clip_vision_model"
+                  and "CLIPVisionModelWithProjection" not in architectures)
+        cls = CLIPVisionModel if pooled else CLIPVisionModelWithProjection
         net = cls.from_pretrained(source)
         processor = CLIPImageProcessor.from_pretrained(source)
     except Exception as exc:  # noqa: BLE001 - network, missing files, wrong architecture
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClipModelError(f"cannot load CLIP model {model!r}: {first}; pass a local folder with "
                              "--model (config.json, weights and preprocessor_config.json)") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     net.eval()
     return ClipEncoder(net, processor, "pooled" if pooled else "projection", identity)
 
