@@ -78,7 +78,7 @@ def test_skewed_buckets_are_chunked(monkeypatch):
 
     monkeypatch.setattr(hash_index, "_PAIR_CHUNK", 1000)
     rng = np.random.default_rng(2)
-    values = np.unique((rng.integers(0, 2**16, size=1500, dtype=np.uint64) << np.uint64(48)))
+    values = np.unique(rng.integers(0, 2**16, size=1500, dtype=np.uint64) << np.uint64(48))
     i, j = hamming_pairs(values, 2)
     assert as_set((i, j)) == brute(values, 2)
 

@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from tests.prep.test_dedupe import picture, snapshot
 from tui.cli import main
 
