@@ -15,7 +15,7 @@ from prep.errors import PrepError
 from prep.fsio import atomic_write_bytes
 from prep.phash import ImageFacts, content_digest, open_image_bytes
 
-_SIM_BLOCK = 1024  # rows of the similarity matrix computed at once
+_SIM_CELLS = 4_000_000  # similarity-matrix cells computed at once (16 MB of float32)
 
 
 class ClipModelError(PrepError):
@@ -197,9 +197,10 @@ def _read(path: Path, cache: EmbeddingCache):
     return ImageFacts(Path(path), digest, None, width, height, len(data)), image
 
 
-def cosine_pairs(unit: np.ndarray, threshold: float, *, block: int = _SIM_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+def cosine_pairs(unit: np.ndarray, threshold: float, *, block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i < j) whose unit vectors have cosine similarity >= threshold, in row blocks."""
     n = len(unit)
+    block = block or max(1, _SIM_CELLS // max(n, 1))
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
     valid = np.linalg.norm(unit, axis=1) > 0

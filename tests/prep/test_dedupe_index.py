@@ -85,3 +85,19 @@ def test_skewed_buckets_are_chunked(monkeypatch):
 
 def test_connected_components_without_edges():
     assert connected_components(3, np.empty(0, np.int64), np.empty(0, np.int64)).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("block", [None, 1, 7, 1000])
+def test_cosine_pairs_match_all_pairs_in_any_block_size(block):
+    from prep.clip_embed import cosine_pairs
+
+    rng = np.random.default_rng(0)
+    unit = rng.normal(size=(300, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    unit[10] = unit[3]
+    unit[20] = 0  # an unreadable image's zero row links to nothing
+    sims = unit @ unit.T
+    expected = {(i, j) for i in range(300) for j in range(i + 1, 300)
+                if sims[i, j] >= 0.95 and 20 not in (i, j)}
+    assert (3, 10) in expected
+    assert as_set(cosine_pairs(unit, 0.95, block=block)) == expected
