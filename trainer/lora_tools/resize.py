@@ -75,12 +75,30 @@ def _resized_metadata(lora: LoraFile, rank: int | None, method: str | None, para
         meta["ss_network_alpha"] = "Dynamic"
         note = f"dynamic resize with {method}: {param} from {old_dim}"
     else:
-        ranks = {r.new_rank for r in report}
-        alphas = {round(r.alpha, 6) for r in report}
+        # ss_network_dim/alpha describe the linear modules; 3x3 conv ones live in ss_network_args
+        conv = {n for n, m in lora.modules.items() if m.is_conv and m.kernel != (1, 1)}
+        linear = [r for r in report if r.name not in conv] or report
+        ranks = {r.new_rank for r in linear}
+        alphas = {round(r.alpha, 6) for r in linear}
         meta["ss_network_dim"] = str(ranks.pop()) if len(ranks) == 1 else "Dynamic"
         meta["ss_network_alpha"] = (f"{alphas.pop():g}" if len(alphas) == 1 else "Dynamic")
+        conv_alphas = {round(r.alpha, 6) for r in report if r.name in conv}
+        args = _json_dict(meta.get("ss_network_args"))
+        if conv and args is not None and "conv_dim" in args:
+            args["conv_dim"] = str(min(rank or 0, int(float(args["conv_dim"]))))
+            if len(conv_alphas) == 1:
+                args["conv_alpha"] = f"{conv_alphas.pop():g}"
+            meta["ss_network_args"] = json.dumps(args)
         note = f"resized to rank {rank} from {old_dim}"
     comment = meta.get("ss_training_comment", "")
     meta["ss_training_comment"] = f"{note}; {comment}" if comment and comment != "None" else note
     meta["lorakit_resize"] = json.dumps({"from_dim": old_dim, "rank": rank, "method": method, "param": param})
     return lora_metadata_note(meta)
+
+
+def _json_dict(value: str | None) -> dict | None:
+    try:
+        data = json.loads(value) if value else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
