@@ -38,3 +38,24 @@ def make_train_dataset(root: Path, images: int = 2, repeats: int = 1, size: tupl
 @pytest.fixture
 def train_dataset(tmp_path: Path) -> Path:
     return make_train_dataset(tmp_path / "dataset")
+
+
+TINY = {"resolution": "64", "min_bucket_reso": 32, "max_bucket_reso": 128, "bucket_reso_steps": 32,
+        "network_dim": 4, "network_alpha": 2.0, "max_train_steps": 2}
+
+
+def tiny_config(model: Path, dataset: Path, output: Path, **overrides):
+    """A TrainConfig for a 64 px, few-step run on a tiny model."""
+    from trainer.config import TrainConfig
+
+    values = {**TINY, "pretrained_model": str(model), "dataset": dataset, "output_dir": output, **overrides}
+    return TrainConfig(**values)
+
+
+def run_training(config):
+    """Train in-process; returns (final path, events)."""
+    from trainer.run import train
+
+    events: list[dict] = []
+    path = train(config, events.append)
+    return path, events
