@@ -52,10 +52,6 @@ def _local_identity(folder: Path) -> str:
 
 def load_clip(model: str) -> ClipEncoder:
     """Load a CLIP vision model from a local folder or a hub repo id."""
-    try:
-        from transformers import CLIPImageProcessor, CLIPVisionModel, CLIPVisionModelWithProjection
-    except ImportError as exc:  # pragma: no cover - transformers is a dependency
-        raise ClipModelError(f"the clip method needs transformers ({exc})") from None
     local = Path(model).expanduser()
     if local.is_dir():
         source = str(local)
@@ -72,7 +68,6 @@ def load_clip(model: str) -> ClipEncoder:
         source = model
         identity = model
         config = {}
-    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     # Library code never prints: keep transformers' load bars and backend notices off the terminal.
@@ -80,6 +75,13 @@ def load_clip(model: str) -> ClipEncoder:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
+        from transformers import (
+            AutoConfig,
+            CLIPImageProcessor,
+            CLIPVisionModel,
+            CLIPVisionModelWithProjection,
+        )
+
         if not config:
             loaded = AutoConfig.from_pretrained(source)
             config = {"model_type": loaded.model_type, "architectures": loaded.architectures}
