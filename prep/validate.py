@@ -23,7 +23,7 @@ from prep.validation.caption_checks import CaptionStats, check_folder_captions
 from prep.validation.duplicates import find_duplicates
 from prep.validation.inspect import BOMB, CORRUPT, UNREADABLE, ImageInfo
 from prep.validation.report import CODES, ConceptSummary, Problem, ValidationReport, problem
-from prep.validation.runner import inspect_images
+from prep.validation.runner import Inspection
 from prep.validation.scan import ConceptScan, FolderScan, TreeScan, scan_tree, suffix_of
 
 __all__ = ["CODES", "Problem", "ValidateOptions", "ValidationReport", "iter_validate", "validate"]
@@ -99,25 +99,30 @@ def _validate_events(root: Path, options: ValidateOptions) -> Iterator[Event]:
     yield from flush()
     jobs = [(concept.scan, name) for tree in trees for concept in tree.concepts for name in concept.scan.images]
     yield Started(STAGE, len(jobs))
-    infos: list[ImageInfo] = []
-    for batch in inspect_images([folder.path_of(name) for folder, name in jobs], deep=options.deep,
-                                workers=options.workers):
-        infos.extend(batch)
-        yield Advanced(len(batch), jobs[len(infos) - 1][1] if infos else "")
+    inspection = Inspection([folder.path_of(name) for folder, name in jobs], deep=options.deep,
+                            workers=options.workers)
+    try:
+        # With --deep the pool decodes meanwhile: captions are checked here, on the spare time.
+        stats = CaptionStats()
+        summaries: list[list[ConceptSummary]] = []
+        for tree in trees:
+            tree_summaries = []
+            for concept in tree.concepts:
+                captioned, found = check_folder_captions(concept.scan, concept.name, ext,
+                                                         options.max_token_length, stats)
+                problems.extend(found)
+                tree_summaries.append(_summary(concept, captioned))
+            summaries.append(tree_summaries)
+        yield from flush()
+        infos: list[ImageInfo] = []
+        for batch in inspection.batches():
+            infos.extend(batch)
+            yield Advanced(len(batch), jobs[len(infos) - 1][1])
+    finally:
+        inspection.close()
+    pixel_limit = _pixel_limit()
     for (folder, name), info in zip(jobs, infos, strict=True):
-        problems.extend(_image_problems(folder, name, info, options))
-    yield from flush()
-
-    stats = CaptionStats()
-    summaries: list[list[ConceptSummary]] = []
-    for tree in trees:
-        tree_summaries = []
-        for concept in tree.concepts:
-            captioned, found = check_folder_captions(concept.scan, concept.name, ext,
-                                                     options.max_token_length, stats)
-            problems.extend(found)
-            tree_summaries.append(_summary(concept, captioned))
-        summaries.append(tree_summaries)
+        problems.extend(_image_problems(folder, name, info, options, pixel_limit))
     yield from flush()
 
     problems.extend(_duplicate_problems(jobs, infos))
@@ -181,7 +186,14 @@ def _unsupported_message(name: str) -> str:
     return (f"kohya does not read {suffix_of(name)} images; convert it to .png, .jpg or .webp")
 
 
-def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: ValidateOptions) -> list[Problem]:
+def _pixel_limit() -> float:
+    from PIL import Image
+
+    return Image.MAX_IMAGE_PIXELS or math.inf
+
+
+def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: ValidateOptions,
+                    pixel_limit: float) -> list[Problem]:
     rel = folder.rel_of(name)
     if info.failure == UNREADABLE:
         return [problem("unreadable", rel, f"cannot read: {info.detail}")]
@@ -196,13 +208,10 @@ def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: Val
         rename = f"; rename it to {name[: len(name) - len(suffix)]}{should}" if should else ""
         found.append(problem("extension-mismatch", rel, f"the content is {info.format or 'unknown'}, "
                                                         f"not {suffix}{rename}"))
-    from PIL import Image
-
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit and info.width * info.height > limit:
+    if info.width * info.height > pixel_limit:
         found.append(problem("too-large", rel,
-                             f"{info.width}x{info.height} is over Pillow's {limit:,}-pixel safety limit; "
-                             "downscale it"))
+                             f"{info.width}x{info.height} is over Pillow's {pixel_limit:,}-pixel safety "
+                             "limit (it warns of a decompression bomb); downscale it"))
     if info.has_alpha:
         found.append(problem("has-alpha", rel,
                              "has transparency; trainers drop the alpha channel, so the colour under "
@@ -215,7 +224,7 @@ def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: Val
 
 
 def _duplicate_problems(jobs: list[tuple[FolderScan, str]], infos: list[ImageInfo]) -> list[Problem]:
-    candidates = [(index, jobs[index][0].path_of(jobs[index][1]), info.file_size)
+    candidates = [(index, jobs[index][0].path_of(jobs[index][1]), info.digest, info.file_size, info.head_hash)
                   for index, info in enumerate(infos) if info.failure != UNREADABLE and info.file_size > 0]
     found: list[Problem] = []
     for copy, original in find_duplicates(candidates):

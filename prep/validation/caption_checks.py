@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption, parse_caption
+from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption
 from prep.clip_tokens import MAX_TOKEN_LENGTHS, count_tokens
-from prep.validation.report import ERROR, WARNING, Problem, problem
+from prep.validation.report import ERROR, WARNING, Problem, display_name, problem
 from prep.validation.scan import FolderScan, suffix_of
 
 MAX_CAPTION_BYTES = 1 << 20  # a caption this big is not a caption; don't read gigabytes to say so
 HARD_TOKEN_LIMIT = MAX_TOKEN_LENGTHS[-1]
+_READ_CHUNK = 65536
+# Whitespace other than a single space: only then must each tag's inner whitespace be folded.
+_OTHER_WHITESPACE = re.compile(r"[^\S ]")
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -22,13 +26,16 @@ def stem_of(name: str) -> str:
 
 
 def read_small_file(path: str, limit: int = MAX_CAPTION_BYTES) -> bytes:
-    """The file's bytes (at most limit + 1 of them), with one open and as few reads as possible."""
+    """The file's bytes (at most limit + 1 of them), usually with one open and one read."""
     fd = os.open(path, _READ_FLAGS)
     try:
-        chunks = []
-        remaining = limit + 1
+        chunk = os.read(fd, _READ_CHUNK)
+        if len(chunk) < _READ_CHUNK:  # a short read of a regular file is its end: no second call
+            return chunk
+        chunks = [chunk]
+        remaining = limit + 1 - len(chunk)
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, 65536))
+            chunk = os.read(fd, min(remaining, _READ_CHUNK))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -36,6 +43,16 @@ def read_small_file(path: str, limit: int = MAX_CAPTION_BYTES) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def caption_tags(text: str) -> list[str]:
+    """prep.captions.parse_caption, faster: no regex per tag (str.split/strip fold the same whitespace)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = text.strip()
+    if "  " in text or _OTHER_WHITESPACE.search(text):
+        return [tag for tag in (" ".join(raw.split()) for raw in text.split(",")) if tag]
+    return [tag for tag in map(str.strip, text.split(",")) if tag]
 
 
 @dataclass
@@ -82,7 +99,7 @@ def check_folder_captions(scan: FolderScan, concept_name: str, caption_extension
                     "missing-caption", scan.rel_of(image),
                     f"no caption file {caption}; it trains with the concept name {concept_name!r} "
                     "as its caption"))
-            tokens = stats.tokens(format_caption([concept_name]))
+            tokens = stats.tokens(format_caption([display_name(concept_name)]))
         if tokens > stats.longest_tokens:
             stats.longest_tokens = tokens
         if tokens > HARD_TOKEN_LIMIT:
@@ -136,13 +153,13 @@ def _check_caption_file(scan: FolderScan, caption: str, problems: list[Problem],
         problems.append(problem("caption-encoding", rel,
                                 f"not valid UTF-8 (first bad byte at {_bad_byte(data)}); re-save it as UTF-8"))
         return 0
-    tags = parse_caption(text)
+    tags = caption_tags(text)
     if not tags:
         problems.append(problem("empty-caption", rel,
                                 "holds no tag; write tags in it or delete it to train with the concept name"))
         return 0
-    counts = Counter(tags)
-    if len(counts) < len(tags):
+    if len(set(tags)) < len(tags):
+        counts = Counter(tags)
         repeated = ", ".join(tag for tag, n in counts.items() if n > 1)
         problems.append(problem("duplicate-tag", rel, f"holds the same tag more than once: {repeated}"))
     return stats.tokens(format_caption(tags))

@@ -1,4 +1,4 @@
-"""Byte-identical files: grouped by size first, so only files sharing a size are ever hashed."""
+"""Byte-identical files: grouped by size and first bytes, so only likely copies are ever hashed."""
 
 from __future__ import annotations
 
@@ -29,14 +29,22 @@ def file_digest(path: str) -> bytes | None:
     return digest.digest()
 
 
-def find_duplicates(files: Iterable[tuple[int, str, int]]) -> Iterator[tuple[int, int]]:
-    """For (key, path, size) in order, yield (key of a copy, key of the first file with its bytes)."""
-    by_size: dict[int, list[tuple[int, str]]] = {}
-    for key, path, size in files:
-        by_size.setdefault(size, []).append((key, path))
+def find_duplicates(files: Iterable[tuple[int, str, bytes, int, int]]) -> Iterator[tuple[int, int]]:
+    """Yield (key of a copy, key of the first file with the same bytes), in key order.
+
+    Each file is (key, path, digest, size, head_hash). A known digest decides at once; otherwise
+    files are grouped by size and a hash of their first bytes, and only groups of two or more are hashed.
+    """
+    groups: dict[tuple, list[tuple[int, str]]] = {}
+    for key, path, digest, size, head_hash in files:
+        group_key = (digest,) if digest else (size, head_hash)
+        groups.setdefault(group_key, []).append((key, path))
     copies: list[tuple[int, int]] = []
-    for group in by_size.values():
+    for group_key, group in groups.items():
         if len(group) < 2:
+            continue
+        if len(group_key) == 1:  # already a full digest
+            copies.extend((key, group[0][0]) for key, _path in group[1:])
             continue
         first_by_digest: dict[bytes, int] = {}
         for key, path in group:

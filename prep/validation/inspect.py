@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import IO
 
 from prep.validation.headers import NEED_MORE, ImageHeader, sniff_header
 
@@ -32,10 +34,12 @@ class ImageInfo:
     has_alpha: bool = False
     failure: str = ""  # "", UNREADABLE, CORRUPT or BOMB
     detail: str = ""
+    head_hash: int = -1  # hash() of the first HEAD_BYTES (this process only): with file_size, who may be a copy
+    digest: bytes = b""  # BLAKE2b of all bytes, when the whole file was read anyway (--deep)
 
     def as_tuple(self) -> tuple:
         return (self.file_size, self.format, self.width, self.height, self.has_alpha, self.failure,
-                self.detail)
+                self.detail, self.head_hash, self.digest)
 
 
 def _os_reason(exc: OSError) -> str:
@@ -66,10 +70,15 @@ def header_info(path: str) -> ImageInfo:
         os.close(fd)
     if file_size == 0:
         return ImageInfo(0, failure=CORRUPT, detail="the file is empty (0 bytes)")
+    # Not a CRC: PNG chunks end in their own CRC, which makes CRCs of whole PNGs collide.
+    head_hash = hash(data[:HEAD_BYTES])
     if isinstance(header, ImageHeader):
         info = ImageInfo(file_size, header.format, header.width, header.height, header.has_alpha)
-        return _check_pixels(info)
-    return pillow_info(path, file_size, decode=False)
+        info = _check_pixels(info)
+    else:
+        info = pillow_info(path, file_size, decode=False)
+    info.head_hash = head_hash
+    return info
 
 
 def _check_pixels(info: ImageInfo) -> ImageInfo:
@@ -91,13 +100,11 @@ def _bomb(file_size: int, pixels: int, dims: str = "") -> ImageInfo:
     return ImageInfo(file_size, failure=BOMB, detail=detail)
 
 
-def pillow_info(path: str, file_size: int = -1, *, decode: bool) -> ImageInfo:
+def pillow_info(path: str | IO[bytes], file_size: int = -1, *, decode: bool) -> ImageInfo:
     """Open with Pillow (and, with decode, decode every pixel); failures become ImageInfo.failure."""
     from PIL import Image
 
     try:
-        if file_size < 0:
-            file_size = os.stat(path).st_size
         if file_size == 0:
             return ImageInfo(0, failure=CORRUPT, detail="the file is empty (0 bytes)")
         with warnings.catch_warnings():
@@ -136,6 +143,31 @@ def init_decode_worker() -> None:
     ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+def decode_info(path: str) -> ImageInfo:
+    """Read the whole file once: hash it and have Pillow decode every pixel."""
+    import io
+
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        return ImageInfo(failure=UNREADABLE, detail=_os_reason(exc))
+    try:
+        parts = []
+        while True:
+            part = os.read(fd, 1 << 20)
+            if not part:
+                break
+            parts.append(part)
+    except OSError as exc:
+        return ImageInfo(failure=UNREADABLE, detail=_os_reason(exc))
+    finally:
+        os.close(fd)
+    data = b"".join(parts)
+    info = pillow_info(io.BytesIO(data), len(data), decode=True)
+    info.digest = hashlib.blake2b(data, digest_size=20).digest()
+    return info
+
+
 def decode_chunk(paths: Iterable[str]) -> list[tuple]:
     """Fully decode each image (run in a worker process); results as ImageInfo tuples."""
-    return [pillow_info(path, decode=True).as_tuple() for path in paths]
+    return [decode_info(path).as_tuple() for path in paths]

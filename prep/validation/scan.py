@@ -32,7 +32,7 @@ class FolderScan:
         return f"{self.rel}/{name}" if self.rel else name
 
     def path_of(self, name: str) -> str:
-        return os.path.join(self.path, name)
+        return self.path + name if self.path.endswith(os.sep) else self.path + os.sep + name
 
 
 def scan_folder(path: str, rel: str, caption_extension: str) -> FolderScan:
