@@ -124,6 +124,14 @@ def fetch(url: str, part: Path, cancel: threading.Event) -> tuple[str | None, st
 
 def download_post(post: Post, part: Path, *, min_side: int | None, cancel: threading.Event) -> DownloadResult:
     """Download post's file to part; ok only when the md5 matches and the image decodes."""
+    try:
+        return _download_post(post, part, min_side=min_side, cancel=cancel)
+    except CloudflareError:
+        cancel.set()  # queued downloads must not walk into the challenge too
+        raise
+
+
+def _download_post(post: Post, part: Path, *, min_side: int | None, cancel: threading.Event) -> DownloadResult:
     assert post.file_url and post.md5
     for delivery in range(2):  # a wrong md5 is retried once
         digest, error = fetch(post.file_url, part, cancel)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from booru.archive import Archive
 from booru.captions import caption_tags, parse_categories
 from booru.config import ScrapeConfig
-from booru.download import PART_SUFFIX, DownloadResult, download_post, remove_stale_parts
+from booru.download import PART_SUFFIX, Cancelled, DownloadResult, download_post, remove_stale_parts
 from booru.errors import BooruUsageError
 from booru.filters import ALREADY_PRESENT, INVALID, PostFilter
 from booru.http import ApiClient, Redactor
@@ -151,7 +151,7 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
         search = family.search(config.tags, page_size)
         exhausted = False
         while saved < config.limit:
-            while not exhausted and saved + len(pending) < config.limit and len(pending) < config.concurrency:
+            while not exhausted and saved + len(pending) < config.limit and len(pending) < 4 * config.concurrency:
                 item = next(search, None)
                 if item is None:
                     exhausted = True
@@ -184,7 +184,10 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in done:
                 pending.pop(future)
-                result = future.result()  # a CloudflareError ends the run here
+                try:
+                    result = future.result()  # a CloudflareError ends the run here
+                except Cancelled:
+                    continue
                 if result.ok and saved < config.limit:
                     path = _commit(result, folder, writer, categories)
                     archive.record(result.post, _relative(path, root), config.tags)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from booru.http import ApiClient
-from booru.sites.base import Credentials, Family
+if TYPE_CHECKING:  # the CLI imports this registry on every run: keep requests out of it
+    from booru.http import ApiClient
+    from booru.sites.base import Credentials, Family
 
 
 @dataclass(frozen=True)

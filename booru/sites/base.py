@@ -20,6 +20,7 @@ from prep.events import Warned
 
 SearchItem = Post | Rejected | Warned
 MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+_TAG_LIMIT = re.compile(r"more than (\d+) tags?", re.IGNORECASE)
 
 
 class InvalidRecord(Exception):
@@ -129,6 +130,12 @@ def checked_md5(record: Mapping[str, Any], key: str) -> str | None:
     if not MD5_RE.match(value):
         raise InvalidRecord(f"field {key!r} is not an md5")
     return value.lower()
+
+
+def tag_limit_of(message: str) -> int | None:
+    """The N of "You cannot search for more than N tags at a time" (Danbooru, e621, Moebooru)."""
+    match = _TAG_LIMIT.search(message)
+    return int(match.group(1)) if match else None
 
 
 def extension_of(url_or_name: str | None) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,20 +21,15 @@ from booru.sites.base import (
     opt_int,
     opt_str,
     post_id,
+    tag_limit_of,
     tag_list,
 )
 from prep.events import Warned
 
-_TAG_LIMIT = re.compile(r"more than (\d+) tags?", re.IGNORECASE)
 # Queries whose order the id cursor would break (gallery-dl falls back to numbered pages for these).
 _NUMBERED_PREFIXES = ("order:", "ordfav:", "ordpool:", "id:", "md5:")
 CATEGORY_FIELDS = {"character": "tag_string_character", "copyright": "tag_string_copyright",
                    "artist": "tag_string_artist", "general": "tag_string_general", "meta": "tag_string_meta"}
-
-
-def tag_limit_of(message: str) -> int | None:
-    match = _TAG_LIMIT.search(message)
-    return int(match.group(1)) if match else None
 
 
 class Danbooru(Family):

@@ -22,9 +22,9 @@ from booru.sites.base import (
     opt_mapping,
     opt_str,
     post_id,
+    tag_limit_of,
     tag_list,
 )
-from booru.sites.danbooru import tag_limit_of
 from prep.events import Warned
 
 TAG_GROUPS = {"character": "character", "copyright": "copyright", "artist": "artist", "general": "general",

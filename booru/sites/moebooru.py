@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from booru.errors import ApiError
+from booru.http import MAX_TRIES, backoff_delay, site_message
 from booru.post import UNCATEGORIZED, Post, normalize_rating
+from booru.query import E621_FREE_METATAGS
 from booru.sites.base import (
     Family,
     SearchItem,
+    TagLimitExceeded,
     as_record_list,
     checked_md5,
     extension_of,
     opt_int,
     opt_str,
     post_id,
+    tag_limit_of,
     tag_list,
 )
 
@@ -27,6 +32,7 @@ TYPE_IDS = {0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "artis
 class Moebooru(Family):
     family = "moebooru"
     page_size_max = 100  # the code clamps at 1000, the help page promises 100
+    free_metatags = E621_FREE_METATAGS
 
     def auth_params(self) -> dict[str, str]:
         if self.credentials.login and self.credentials.api_key:
@@ -38,7 +44,7 @@ class Moebooru(Family):
         while True:
             params: dict[str, Any] = {"tags": " ".join(terms), "limit": page_size, "page": page,
                                       "api_version": 2, "include_tags": 1, **self.auth_params()}
-            _, data = self.fetch_json(self.url("/post.json"), params)
+            data = self.fetch_page(params)
             types: Mapping[str, Any] | None = None
             if isinstance(data, Mapping) and isinstance(data.get("tags"), Mapping):
                 types = data["tags"]
@@ -54,6 +60,22 @@ class Moebooru(Family):
                     item.tags = grouped
                 yield item
             page += 1
+
+    def fetch_page(self, params: dict[str, Any]) -> Any:
+        """Moebooru reports a tag-limit error as a 500, so 500s are read before they are retried."""
+        for attempt in range(1, MAX_TRIES + 1):
+            response, data = self.fetch_json(self.url("/post.json"), params, passthrough=(500,))
+            if response.status_code != 500:
+                return data
+            message = site_message(response)
+            limit = tag_limit_of(message)
+            if limit is not None:
+                raise TagLimitExceeded(limit, message)
+            if attempt == MAX_TRIES:
+                raise ApiError(f"{self.site} kept failing (HTTP 500: {message}) after {MAX_TRIES} tries; "
+                               "try again later")
+            self.client.sleep(backoff_delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def parse(self, record: Mapping[str, Any]) -> Post:
         pid = post_id(record)

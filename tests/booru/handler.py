@@ -25,6 +25,8 @@ _lock = threading.Lock()
 class Handler(BaseHTTPRequestHandler):
     emu: Any = None
     server_version = "emulator"
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real sites
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
@@ -171,6 +173,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json(422, {"success": False, "error": "PostQuery::TagLimitError",
                                      "message": f"You cannot search for more than {emu.tag_limit} tags at a time.",
                                      "backtrace": ["app/logical/post_query.rb:123"]})
+                return
+        if family == "moebooru" and emu.tag_limit is not None:
+            counted = [t for t in query.split() if not t.startswith(("rating:", "limit:", "status:"))]
+            if len(counted) > emu.tag_limit:
+                self.send_json(500, {"success": False, "reason": "Error: You cannot search for more than "
+                                                                 f"{emu.tag_limit} tags at a time"})
                 return
         posts = emu.matching(query)
         page_cut = self.page(posts, params)

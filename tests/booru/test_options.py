@@ -170,3 +170,22 @@ def test_usage_errors_exit_2(args, tmp_path, capsys):
         raise SystemExit(code)
     assert exc.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_moebooru_tag_limit_comes_as_a_500_and_falls_back_too(emulator, scrape):
+    posts = make_posts(6)
+    posts[0].tags["general"].append("hat")
+    emu = emulator("moebooru", posts, tag_limit=2)
+    result = scrape(emu, "--tags", "1girl long_hair -hat", "--limit", "6")
+    assert result.code == 0, result.err
+    statuses = [e["status"] for e in emu.requests("api")]
+    assert statuses[0] == 500 and 500 not in statuses[1:]
+    assert result.data["downloaded"] == 5 and result.data["skipped"] == {"query": 1}
+
+
+def test_a_500_that_is_not_a_tag_limit_is_retried(emulator, scrape):
+    emu = emulator("moebooru", make_posts(2))
+    emu.fault("api", "status", status=500, times=2)
+    result = scrape(emu, "--tags", "1girl", "--limit", "2")
+    assert result.code == 0, result.err
+    assert [e["status"] for e in emu.requests("api")][:3] == [500, 500, 200]
