@@ -32,6 +32,12 @@ class Target:
     file: WeightFile
     key: str
     rows: slice | None = None
+    path: str = ""  # the diffusers-style module path (dotted), for choosing kohya targets
+    canonical: bool = True  # the name kohya itself writes (False for accepted aliases)
+
+    def load(self):
+        tensor = self.file.tensors.get(self.key)
+        return tensor[self.rows] if self.rows is not None else tensor
 
     def shape(self) -> tuple[int, ...]:
         shape = self.file.tensors.shape(self.key)
@@ -123,12 +129,13 @@ def _load_diffusers(folder: Path) -> BaseModel:
                 continue
             path = key[: -len(".weight")]
             if wf.component == "unet":
-                model.targets[kohya_name("lora_unet", path)] = Target(wf, key)
+                model.targets[kohya_name("lora_unet", path)] = Target(wf, key, None, path, not sdxl)
                 if sdxl:
                     ldm = lk.unet_to_ldm(key, layers, model.up_has_attention)[: -len(".weight")]
-                    model.targets[kohya_name("lora_unet", ldm)] = Target(wf, key)
+                    model.targets[kohya_name("lora_unet", ldm)] = Target(wf, key, None, path)
             elif wf.component in te_prefix:
-                model.targets[kohya_name(te_prefix[wf.component], lk.clip_path(path))] = Target(wf, key)
+                te_path = lk.clip_path(path)
+                model.targets[kohya_name(te_prefix[wf.component], te_path)] = Target(wf, key, None, te_path)
     return model
 
 
@@ -155,18 +162,18 @@ def _load_single(path: Path) -> BaseModel:
         if key.startswith(lk.UNET_PREFIX) and key.endswith(".weight") and len(shape) in (2, 4):
             inner = key[len(lk.UNET_PREFIX):]
             diffusers = lk.unet_from_ldm(inner, layers)[: -len(".weight")]
-            model.targets[kohya_name("lora_unet", diffusers)] = Target(wf, key)
+            model.targets[kohya_name("lora_unet", diffusers)] = Target(wf, key, None, diffusers, arch != "SDXL")
             if arch == "SDXL":
-                model.targets[kohya_name("lora_unet", inner[: -len(".weight")])] = Target(wf, key)
+                model.targets[kohya_name("lora_unet", inner[: -len(".weight")])] = Target(wf, key, None, diffusers)
             continue
         for prefix, te in clip.items():
             if key.startswith(prefix) and key.endswith(".weight") and len(shape) == 2:
                 inner = lk.clip_path(key[len(prefix):])[: -len(".weight")]
-                model.targets[kohya_name(te, inner)] = Target(wf, key)
+                model.targets[kohya_name(te, inner)] = Target(wf, key, None, inner)
         for prefix, te in openclip.items():
             if key.startswith(prefix) and len(shape) == 2:
                 inner = key[len(prefix):]
                 hidden = shape[1]
-                for name, rows in lk.openclip_kohya_targets(inner, hidden):
-                    model.targets[f"{te}_{name}"] = Target(wf, key, rows)
+                for name, rows, path in lk.openclip_kohya_targets(inner, hidden):
+                    model.targets[f"{te}_{name}"] = Target(wf, key, rows, path)
     return model

@@ -151,20 +151,20 @@ def openclip_from_clip(key: str) -> tuple[str, str | None]:
     return f"transformer.resblocks.{layer}.{_OPENCLIP_INNER.get(path, path)}.{param}", None
 
 
-_OPENCLIP_TO_KOHYA = {"attn.out_proj": "self_attn_out_proj", "mlp.c_fc": "mlp_fc1", "mlp.c_proj": "mlp_fc2"}
+_OPENCLIP_TO_CLIP = {"attn.out_proj": "self_attn.out_proj", "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
 
 
-def openclip_kohya_targets(key: str, hidden: int) -> list[tuple[str, slice | None]]:
-    """kohya module names (without prefix) an OpenCLIP weight carries, with the rows each owns."""
+def openclip_kohya_targets(key: str, hidden: int) -> list[tuple[str, slice | None, str]]:
+    """(kohya name without prefix, rows it owns, HF CLIP module path) for each module an OpenCLIP weight holds."""
     m = re.match(r"^transformer\.resblocks\.(\d+)\.(.+)\.weight$", key)
-    if m:
-        layer, path = m[1], m[2]
-        base = f"text_model_encoder_layers_{layer}_"
-        if path in _OPENCLIP_TO_KOHYA:
-            return [(base + _OPENCLIP_TO_KOHYA[path], None)]
-        return []
+    if m and m[2] in _OPENCLIP_TO_CLIP:
+        path = f"text_model.encoder.layers.{m[1]}.{_OPENCLIP_TO_CLIP[m[2]]}"
+        return [(path.replace(".", "_"), None, path)]
     m = re.match(r"^transformer\.resblocks\.(\d+)\.attn\.in_proj_weight$", key)
     if m:
-        base = f"text_model_encoder_layers_{m[1]}_self_attn_"
-        return [(f"{base}{p}_proj", slice(i * hidden, (i + 1) * hidden)) for i, p in enumerate("qkv")]
+        out = []
+        for i, p in enumerate("qkv"):
+            path = f"text_model.encoder.layers.{m[1]}.self_attn.{p}_proj"
+            out.append((path.replace(".", "_"), slice(i * hidden, (i + 1) * hidden), path))
+        return out
     return []

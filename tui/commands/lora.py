@@ -63,6 +63,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resize.add_argument("--json", action="store_true", help="print the per-module report as JSON")
     resize.set_defaults(func=run_resize)
 
+    extract = sub.add_parser("extract", help="make a LoRA from the difference of a tuned model and its base",
+                             description="SVD of (tuned - base) per LoRA target module, kohya-style (outliers "
+                                         "clamped at the 0.99 quantile, alpha = rank).")
+    extract.add_argument("--base", type=Path, required=True, metavar="MODEL")
+    extract.add_argument("--tuned", type=Path, required=True, metavar="MODEL")
+    extract.add_argument("--rank", type=int, required=True, help="rank of linear (and 1x1) modules")
+    extract.add_argument("--conv-rank", type=int, help="also extract 3x3 convs (LoCon) at this rank")
+    extract.add_argument("--out", type=Path, required=True, metavar="OUT")
+    extract.add_argument("--clamp-quantile", type=float, default=0.99,
+                         help="clamp weights at this quantile of their magnitudes (default 0.99, 1 = off)")
+    extract.add_argument("--min-diff", type=float, default=0.01,
+                         help="leave out a text encoder that differs by at most this (default 0.01)")
+    extract.add_argument("--precision", choices=PRECISIONS, help="LoRA precision (default: the base's)")
+    extract.add_argument("--json", action="store_true", help="print the summary as JSON")
+    extract.set_defaults(func=run_extract)
+
 
 def run_info(args: argparse.Namespace) -> int:
     from trainer.lora_tools.info import format_info, lora_info
@@ -139,4 +155,18 @@ def run_resize(args: argparse.Namespace) -> int:
               f"retained {m['retained']:.4f}")
     print(f"wrote {summary['out']}: retained Frobenius fraction mean {summary['mean_retained']:.4f}, "
           f"min {summary['min_retained']:.4f}")
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from trainer.lora_tools.extract import extract_lora
+
+    summary = drive(extract_lora(args.base, args.tuned, args.out, rank=args.rank, conv_rank=args.conv_rank,
+                                 clamp_quantile=args.clamp_quantile, min_diff=args.min_diff,
+                                 precision=args.precision), label="extracting")
+    if args.json:
+        print_json(summary)
+    else:
+        parts = ", ".join(f"{p} {n}" for p, n in summary["parts"].items())
+        print(f"wrote {summary['out']}: {summary['modules']} modules ({parts})")
     return 0
