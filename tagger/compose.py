@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from prep.captions import escape_parens, normalize_tag, tag_key, underscores_to_spaces
 from tagger.thresholds import Prediction
@@ -20,8 +21,13 @@ class CaptionStyle:
     escape_parens: bool = False
 
     def spell(self, name: str) -> str:
-        tag = name if self.keep_underscores else underscores_to_spaces(name)
-        return escape_parens(tag) if self.escape_parens else tag
+        return _spell(name, self.keep_underscores, self.escape_parens)
+
+
+@lru_cache(maxsize=65536)
+def _spell(name: str, keep_underscores: bool, escape: bool) -> str:
+    tag = name if keep_underscores else underscores_to_spaces(name)
+    return escape_parens(tag) if escape else tag
 
 
 def split_tag_list(values: Iterable[str]) -> tuple[str, ...]:
@@ -46,7 +52,7 @@ def caption_tags(pred: Prediction, style: CaptionStyle) -> list[tuple[str, float
     """
     excluded = {_key(t) for t in style.exclude}
     pooled = (pred.characters if style.characters else []) + pred.general
-    kept = [(name, p) for name, p in pooled if _key(name) not in excluded]
+    kept = [(name, p) for name, p in pooled if _key(name) not in excluded] if excluded else pooled
     if style.max_tags is not None and len(kept) > style.max_tags:
         best = sorted(range(len(kept)), key=lambda i: -kept[i][1])[: max(0, style.max_tags)]
         kept = [kept[i] for i in sorted(best)]

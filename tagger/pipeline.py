@@ -9,6 +9,7 @@ threads hand back arrays without copying them between processes.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger.preprocess import ImageLoadError, load_rgb, to_model_input
+from tagger.preprocess import ImageLoadError, load_bgr
 
 
 @dataclass
 class Prepared:
-    """One image ready for the model (rgb) or the reason it could not be read (error)."""
+    """One image ready for the model (uint8 BGR) or the reason it could not be read (error)."""
 
     index: int
     path: Path
-    rgb: np.ndarray | None
+    bgr: np.ndarray | None
     error: str | None = None
 
 
@@ -40,13 +41,44 @@ def default_workers() -> int:
 
 def _load(index: int, path: Path, side: int) -> Prepared:
     try:
-        return Prepared(index, path, load_rgb(path, side))
+        return Prepared(index, path, load_bgr(path, side))
     except ImageLoadError as exc:
         return Prepared(index, path, None, str(exc))
 
 
-def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int) -> Iterator[Prepared]:
-    """Prepared images in input order; at most `window` are decoded ahead of the consumer."""
+DECODE_NICE = 10
+_thread_state = threading.local()
+
+
+def _lower_priority() -> None:
+    """Make this decoding thread yield to inference threads (Linux: a thread has its own nice value)."""
+    if getattr(_thread_state, "lowered", False):
+        return
+    _thread_state.lowered = True
+    if not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + DECODE_NICE)
+    except OSError:
+        pass
+
+
+def _load_in_worker(index: int, path: Path, side: int, yield_cpu: threading.Event | None) -> Prepared:
+    # When inference is the bottleneck, decoding needs only a sliver of CPU; at a lower priority it
+    # fills the gaps instead of pre-empting the inference threads (whose parallel loops wait for
+    # their slowest thread).
+    if yield_cpu is not None and yield_cpu.is_set():
+        _lower_priority()
+    return _load(index, path, side)
+
+
+def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int,
+                   yield_cpu: threading.Event | None = None) -> Iterator[Prepared]:
+    """Prepared images in input order; at most `window` are decoded ahead of the consumer.
+
+    Setting `yield_cpu` lowers the decoding threads' priority from their next image on.
+    """
     if workers <= 0:
         for index, path in enumerate(paths):
             yield _load(index, path, side)
@@ -57,14 +89,14 @@ def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int) 
         upcoming = iter(enumerate(paths))
         try:
             for index, path in upcoming:
-                pending.append(pool.submit(_load, index, path, side))
+                pending.append(pool.submit(_load_in_worker, index, path, side, yield_cpu))
                 if len(pending) >= window:
                     break
             while pending:
                 prepared = pending.popleft().result()
                 nxt = next(upcoming, None)
                 if nxt is not None:
-                    pending.append(pool.submit(_load, nxt[0], nxt[1], side))
+                    pending.append(pool.submit(_load_in_worker, nxt[0], nxt[1], side, yield_cpu))
                 yield prepared
         finally:
             for future in pending:
@@ -86,11 +118,11 @@ def batches(prepared: Iterator[Prepared], batch_size: int, side: int) -> Iterato
     items: list[Prepared] = []
     failed: list[Prepared] = []
     for item in prepared:
-        if item.rgb is None:
+        if item.bgr is None:
             failed.append(item)
             continue
-        to_model_input(item.rgb, buffer[len(items)])
-        item.rgb = None  # the tensor holds it now; let the array go
+        buffer[len(items)] = item.bgr  # the exact uint8 -> float32 cast, contiguous
+        item.bgr = None  # the tensor holds it now; let the array go
         items.append(item)
         if len(items) == batch_size:
             yield Batch(items, buffer, failed)

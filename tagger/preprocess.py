@@ -82,6 +82,19 @@ def prepare_rgb(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(square_resize(flatten_on_white(image), size))
 
 
+def rgb_to_bgr(rgb: np.ndarray) -> np.ndarray:
+    """A contiguous uint8 BGR copy (per-channel copies: several times faster than a strided flip)."""
+    bgr = np.empty_like(rgb)
+    for c in range(3):
+        bgr[..., c] = rgb[..., 2 - c]
+    return bgr
+
+
+def prepare_bgr(image: Image.Image, size: int) -> np.ndarray:
+    """[size, size, 3] uint8 BGR: the model input before the (exact) cast to float32."""
+    return rgb_to_bgr(prepare_rgb(image, size))
+
+
 def to_model_input(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """uint8 RGB [.., H, W, 3] -> float32 BGR 0-255 (written into `out` when given)."""
     bgr = rgb[..., ::-1]
@@ -89,6 +102,11 @@ def to_model_input(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
         return bgr.astype(np.float32)
     out[...] = bgr
     return out
+
+
+def load_bgr(path: str | os.PathLike[str], size: int) -> np.ndarray:
+    """Decode an image file and prepare it as uint8 BGR; raise ImageLoadError with a one-line reason."""
+    return rgb_to_bgr(load_rgb(path, size))
 
 
 def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from tagger.errors import TaggerError
 from tagger.labels import Labels, read_labels
 from tagger.models import ModelFiles, resolve_model
 from tagger.pipeline import batches, default_workers, prepare_images
-from tagger.session import DEFAULT_BATCH, TaggerSession, check_label_count, open_session
+from tagger.session import CPU, DEFAULT_BATCH, TaggerSession, check_label_count, open_session
 from tagger.thresholds import Thresholds, predict
 
 STAGE = "tag"
@@ -152,11 +154,21 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
     if config.workers is None and len(todo) < 2 * workers:
         workers = 0  # a handful of images: starting threads costs more than it saves
     side = session.layout.side
-    prepared = prepare_images([item.image for item, _ in todo], side, workers, window=2 * batch_size + 2 * workers)
+    yield_cpu = threading.Event()
+    prepared = prepare_images([item.image for item, _ in todo], side, workers, window=batch_size + 2 * workers,
+                              yield_cpu=yield_cpu)
 
     operation: Operation | None = None
     try:
-        for batch in batches(prepared, batch_size, side):
+        waited = inferred = 0.0
+        batch_iter = batches(prepared, batch_size, side)
+        for n_batch in itertools.count():
+            t0 = time.perf_counter()
+            batch = next(batch_iter, None)
+            t1 = time.perf_counter()
+            if batch is None:
+                break
+            waited += t1 - t0
             for failure in batch.failed:
                 summary.failed += 1
                 summary.skipped += 1
@@ -167,6 +179,9 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
             if not batch.items:
                 continue
             probs = session.run(batch.tensor)
+            inferred += time.perf_counter() - t1
+            if n_batch == 3 and inferred > 2 * waited and session.provider == CPU:
+                yield_cpu.set()  # inference-bound on the CPU: decoding steps back
             for prepared_item, row in zip(batch.items, probs, strict=True):
                 item, existing = todo[prepared_item.index]
                 pred = predict(row, labels, thresholds)

@@ -44,11 +44,11 @@ def test_order_failures_and_bounded_window(tmp_path, monkeypatch):
         consumed.append(prepared)
     assert [p.index for p in consumed] == list(range(40))
     assert [p.path for p in consumed] == paths
-    failed = [p.index for p in consumed if p.rgb is None]
+    failed = [p.index for p in consumed if p.bgr is None]
     assert failed == [i for i in range(40) if i % 7 == 3]
-    assert all(p.error and "cannot read image" in p.error for p in consumed if p.rgb is None)
+    assert all(p.error and "cannot read image" in p.error for p in consumed if p.bgr is None)
     with Image.open(paths[5]) as image:
-        np.testing.assert_array_equal(consumed[5].rgb, prepare_rgb(image, 32))
+        np.testing.assert_array_equal(consumed[5].bgr, prepare_rgb(image, 32)[..., ::-1])
 
 
 def test_batches_pack_bgr_float_and_set_failures_aside(tmp_path):
