@@ -32,6 +32,7 @@ PART_SUFFIX = ".part"
 # Only our own leftovers are ever deleted: `<site>_<id>.<ext>.part`.
 PART_RE = re.compile(r"^[a-z0-9-]+_\d+\.(png|jpg|webp|bmp)\.part$")
 CHUNK = 256 * 1024
+FULL_DECODE_PIXELS = 40_000_000
 
 _local = threading.local()
 
@@ -146,8 +147,11 @@ def _download_post(post: Post, part: Path, *, min_side: int | None, cancel: thre
                                   f"md5 mismatch twice (site says {post.md5}, got {digest}); dropped")
     try:
         with Image.open(part) as image:
-            image.load()
             width, height = image.size
+            if width * height <= FULL_DECODE_PIXELS:
+                image.load()
+            else:
+                image.verify()  # structure and checksums, without holding every pixel in memory
     except Exception as exc:  # noqa: BLE001 - any decoder failure means the file is unusable
         _unlink(part)
         return DownloadResult(post, part, False, "failed",

@@ -73,6 +73,8 @@ def target_folder(config: ScrapeConfig) -> Path:
 
 
 def _check(config: ScrapeConfig) -> SiteInfo:
+    if config.refresh_captions and config.out is None:
+        raise BooruUsageError("--out DATASET is required")
     if config.site is None:
         raise BooruUsageError("--site is required (" + ", ".join(SITES) + ")")
     if config.out is None:
@@ -120,18 +122,18 @@ class _Writer:
 
 def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iterator[Event]:
     """Search, filter and download until `limit` posts are saved or the search runs out."""
-    site = _check(config)
     if config.refresh_captions:
         yield from refresh_captions(config)
         return
+    site = _check(config)
     categories = parse_categories(config.categories)
     post_filter = PostFilter.build(config.rating, config.min_score, config.min_side, config.blacklist)
     creds = credentials or Credentials()
     assert config.out is not None and config.limit is not None and config.tags is not None
     folder = target_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(folder)
     root = config.out
+    _remove_parts(root)
     archive = Archive(root)
     client = ApiClient(site=site.name, rate=config.rate or site.default_rate, auth_hint=auth_hint(site),
                        redact=Redactor([creds.api_key]))
@@ -208,10 +210,18 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iter
     finally:
         cancel.set()
         executor.shutdown(wait=True, cancel_futures=True)
-        remove_stale_parts(folder)
+        _remove_parts(root)
         writer.close(failed_run)
         archive.close()
     yield Finished(summary)
+
+
+def _remove_parts(root: Path) -> None:
+    """Leftovers of a killed run, in the dataset root and its concept folders."""
+    remove_stale_parts(root)
+    for entry in os.scandir(root):
+        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+            remove_stale_parts(Path(entry.path))
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -261,6 +271,8 @@ def refresh_captions(config: ScrapeConfig) -> Iterator[Event]:
     """Rewrite the captions of archived posts with config.categories, journaled so undo restores them."""
     if config.out is None:
         raise BooruUsageError("--out DATASET is required")
+    if config.site is not None and config.site not in SITES:
+        raise BooruUsageError(f"--site: {config.site!r} is not a known site")
     categories = parse_categories(config.categories)
     root = config.out
     if not root.is_dir():

@@ -99,3 +99,21 @@ def test_killed_mid_download_resumes_without_leftovers(emulator, tmp_path, capsy
     again = [e["path"] for e in emu.requests("file")[fetched_before:]]
     assert not [path for path in again if any(md5 in path for md5 in md5s)]
     assert len(again) == len(posts) - len(complete)
+
+
+def test_refresh_captions_needs_no_site_and_reads_the_workspace_table(emulator, scrape, tmp_path, capsys):
+    emu = emulator("gelbooru", make_posts(2))
+    first = scrape(emu, "--tags", "1girl", "--limit", "2")
+    assert first.code == 0, first.err
+    (first.folder / "lorakit.toml").write_text('[booru]\ncategories = "character,artist"\n', encoding="utf-8")
+    assert main(["scrape", "--out", str(first.folder), "--refresh-captions"]) == 0
+    capsys.readouterr()
+    post = emu.posts[0]
+    assert (first.folder / f"gelbooru_{post.id}.txt").read_text() == f"character {post.id % 3}, artist x"
+
+
+def test_refresh_captions_without_an_archive_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["scrape", "--out", str(tmp_path / "empty"), "--refresh-captions"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "booru.sqlite" in err
