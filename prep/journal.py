@@ -63,7 +63,8 @@ class Operation:
         self.count = 0
         self._touched: set[str] = set()
         self._blob_seq = 0
-        self._entries = open(folder / "entries.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        # surrogateescape: file names that are not UTF-8 round-trip through the journal byte for byte
+        self._entries = open(folder / "entries.jsonl", "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
         self._write_meta("running")
 
     # -- helpers -------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ class Journal:
 
 def _read_entries(folder: Path):
     try:
-        fh = open(folder / "entries.jsonl", encoding="utf-8")  # noqa: SIM115
+        fh = open(folder / "entries.jsonl", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
     except FileNotFoundError:
         return
     with fh:
