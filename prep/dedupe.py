@@ -18,6 +18,7 @@ from prep.dataset import DEFAULT_CAPTION_EXTENSION, LORAKIT_DIR, Dataset, normal
 from prep.events import Advanced, Finished, Started, Warned
 from prep.journal import Journal
 from prep.phash import HashCache, ImageFacts, iter_file_facts
+from prep.validation.report import display_name
 
 METHODS = ("phash", "clip")
 KEEP_POLICIES = ("largest", "first")
@@ -77,7 +78,9 @@ class DuplicateGroup:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"keep": self.keep, "drop": list(self.drop), "score": self.score}
+        """JSON-ready: names that are not UTF-8 shown with \\xNN escapes."""
+        return {"keep": display_name(self.keep), "drop": [display_name(p) for p in self.drop],
+                "score": self.score}
 
 
 @dataclass

@@ -13,6 +13,7 @@ from prep.fix.options import FixOptions
 from prep.fix.pixels import PixelError, decode, downscale, encode, flatten_alpha, has_alpha, webp_is_lossless
 from prep.fix.plan import FixPlan, ImageFix, plan_fixes
 from prep.journal import Journal, Operation
+from prep.validation.report import display_name
 
 TRASH_DIR = "trash"
 
@@ -28,9 +29,10 @@ class FixReport:
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"fixed": dict(sorted(self.fixed.items())), "files": list(self.files)}
+        out: dict[str, Any] = {"fixed": dict(sorted(self.fixed.items())),
+                               "files": [display_name(p) for p in self.files]}
         if self.refused:
-            out["refused"] = [{"path": p, "reason": r} for p, r in self.refused]
+            out["refused"] = [{"path": display_name(p), "reason": display_name(r)} for p, r in self.refused]
         return out
 
 

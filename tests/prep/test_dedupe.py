@@ -202,3 +202,27 @@ def test_process_pool_gives_the_same_groups(tmp_path: Path):
     single = run(tmp_path / "ds", DedupeOptions(workers=1))
     assert len(pooled.groups) == 30
     assert [g.to_dict() for g in pooled.groups] == [g.to_dict() for g in single.groups]
+
+
+def test_non_utf8_file_names_apply_and_undo(tmp_path: Path, capsys):
+    import os
+
+    root = tmp_path / "ds"
+    folder = root / "1_x"
+    folder.mkdir(parents=True)
+    picture(5).save(folder / "a.png")
+    odd = os.fsencode(str(folder)) + b"/b\xff.png"
+    try:
+        with open(odd, "wb") as fh:
+            picture(5).save(fh, format="PNG", compress_level=1)
+    except OSError:
+        pytest.skip("this file system rejects names that are not UTF-8")
+    with open(odd[:-4] + b".txt", "wb") as fh:
+        fh.write(b"caption")
+    before = snapshot(root)
+    assert main(["dedupe", str(root), "--apply", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["groups"][0]["drop"][0].endswith("\\xff.png") or out["groups"][0]["keep"].endswith("\\xff.png")
+    assert len(list(folder.glob("*.png"))) == 1
+    assert main(["undo", str(root)]) == 0
+    assert snapshot(root) == before

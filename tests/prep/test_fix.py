@@ -237,3 +237,20 @@ def test_exif_and_icc_survive_a_rewrite(folder: Path, capsys):
         assert out.size == (500, 250)
         assert out.getexif().get(0x0112) == 6
         assert out.info.get("icc_profile") == icc
+
+
+def test_non_utf8_file_name_fixed_and_undone(folder: Path, capsys):
+    import os
+
+    root = folder.parent
+    odd = os.fsencode(str(folder)) + b"/b\xff.jpeg"
+    try:
+        with open(odd, "wb") as fh:
+            picture(1, (40, 30)).save(fh, format="JPEG")
+    except OSError:
+        pytest.skip("this file system rejects names that are not UTF-8")
+    before = snapshot(root)
+    code, out = fix(capsys, root, "--rename-jpeg", "--missing-captions")
+    assert code == 0 and out["fixed"] == {"missing-caption": 1, "risky-extension": 1}
+    assert any(p.endswith("\\xff.jpg") for p in out["files"])
+    undo_restores(root, before)

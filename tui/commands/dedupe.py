@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from prep.dedupe import apply_dedupe, find_duplicates
     from prep.errors import DatasetNotFound
+    from prep.validation.report import display_name
     from tui.output import drive, print_json
 
     if not args.dataset.is_dir():
@@ -47,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(out)
         return 0
     for group in report.groups:
-        print(f"keep {group.keep}  (score {group.score:g})")
+        print(f"keep {display_name(group.keep)}  (score {group.score:g})")
         for path in group.drop:
-            print(f"  drop {path}")
+            print(f"  drop {display_name(path)}")
     dropped = report.dropped
     summary = (f"{report.images} image(s), {len(report.groups)} group(s) of near-duplicates, "
                f"{dropped} to drop")

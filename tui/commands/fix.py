@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from prep.errors import DatasetNotFound
     from prep.fix import iter_fix
+    from prep.validation.report import display_name
     from tui.output import drive, print_json
 
     if not args.dataset.is_dir():
@@ -38,13 +39,13 @@ def run(args: argparse.Namespace) -> int:
         args._fix_parser.error("choose at least one fix (e.g. --alpha white, --missing-captions) or --all")
     report = drive(iter_fix(args.dataset, options, dry_run=args.dry_run))
     for path, reason in report.refused:
-        print(f"lorakit: error: {path}: not fixed: {reason}", file=sys.stderr)
+        print(f"lorakit: error: {display_name(path)}: not fixed: {display_name(reason)}", file=sys.stderr)
     if args.json:
         print_json(report.to_dict())
     else:
         verb = "would fix" if report.dry_run else "fixed"
         for path in report.files:
-            print(f"{verb} {path}")
+            print(f"{verb} {display_name(path)}")
         counts = ", ".join(f"{code} {n}" for code, n in sorted(report.fixed.items())) or "nothing to fix"
         print(f"{verb}: {counts}" + (f"; undo with: lorakit undo {args.dataset}" if report.operation else ""))
     return 1 if report.refused else 0
