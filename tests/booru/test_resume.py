@@ -117,3 +117,16 @@ def test_refresh_captions_without_an_archive_is_one_line(tmp_path, capsys):
     assert main(["scrape", "--out", str(tmp_path / "empty"), "--refresh-captions"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "booru.sqlite" in err
+
+
+def test_undo_takes_a_scrape_back_and_the_next_run_redownloads(emulator, scrape, capsys):
+    emu = emulator("danbooru", make_posts(3))
+    first = scrape(emu, "--tags", "1girl", "--limit", "3")
+    assert first.code == 0, first.err
+    assert main(["undo", str(first.folder)]) == 0
+    capsys.readouterr()
+    assert not list(first.folder.glob("*.png")) and not list(first.folder.glob("*.txt"))
+    again = scrape(emu, "--tags", "1girl", "--limit", "3")
+    assert again.data["downloaded"] == 3
+    assert not list(first.folder.glob("*.part"))
+    assert len(list(first.folder.glob("*.png"))) == 3
