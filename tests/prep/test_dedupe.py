@@ -226,3 +226,17 @@ def test_non_utf8_file_names_apply_and_undo(tmp_path: Path, capsys):
     assert len(list(folder.glob("*.png"))) == 1
     assert main(["undo", str(root)]) == 0
     assert snapshot(root) == before
+
+
+def test_workspace_table_sets_defaults_and_flags_override(copies_dataset: Path, capsys):
+    workspace = copies_dataset.parent / "lorakit.toml"
+    workspace.write_text('[dedupe]\nkeep = "first"\n', encoding="utf-8")
+    assert main(["dedupe", str(copies_dataset), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"][0]["keep"] == "5_thing/a_original.png"
+    assert main(["dedupe", str(copies_dataset), "--json", "--keep", "largest"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"][0]["keep"] != "5_thing/a_original.png" or (
+        (copies_dataset / "5_thing/a_original.png").stat().st_size
+        > (copies_dataset / "5_thing/c_q60.jpg").stat().st_size)
+    workspace.write_text("[dedupe]\nthreshhold = 3\n", encoding="utf-8")
+    assert main(["dedupe", str(copies_dataset)]) == 1
+    assert "threshold" in capsys.readouterr().err
