@@ -99,8 +99,8 @@ class Gelbooru(Family):
             parsed = [self.parse_safe(record) for record in records]
             yield from self.categorize(parsed)
             lowest = min_id(records)
-            if lowest is None:
-                return
+            if lowest is None or (id_mode and last_id is not None and lowest >= last_id):
+                return  # no progress: the site ignored id:<
             last_id = min(lowest, last_id) if last_id is not None else lowest
             if count is not None and (0 if id_mode else pid * page_size) + len(records) >= count:
                 return  # the envelope's count says this was the last page
