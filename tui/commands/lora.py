@@ -79,6 +79,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     extract.add_argument("--json", action="store_true", help="print the summary as JSON")
     extract.set_defaults(func=run_extract)
 
+    preview = sub.add_parser("preview", help="render a prompt without and with the LoRA at several weights",
+                             description="Same prompt and seed without the LoRA and at several weights, "
+                                         "side by side in one PNG.")
+    preview.add_argument("--base", type=Path, required=True, metavar="MODEL")
+    preview.add_argument("--lora", required=True, metavar="FILE[:WEIGHT]", help="LoRA and its weight (default 1)")
+    preview.add_argument("--prompt", required=True)
+    preview.add_argument("--negative", help="negative prompt")
+    preview.add_argument("--seed", type=int, default=0, help="seed, the same for every image (default 0)")
+    preview.add_argument("--steps", type=int, default=20, help="sampling steps (default 20)")
+    preview.add_argument("--weights", help="comma-separated LoRA weights (default: half and full WEIGHT)")
+    preview.add_argument("--size", help="W,H (default: the model's native size)")
+    preview.add_argument("--cfg", type=float, default=7.5, help="guidance scale (default 7.5)")
+    preview.add_argument("--out", type=Path, default=Path("grid.png"), help="grid PNG (default grid.png)")
+    preview.add_argument("--json", action="store_true", help="print the summary as JSON")
+    preview.set_defaults(func=run_preview)
+
 
 def run_info(args: argparse.Namespace) -> int:
     from trainer.lora_tools.info import format_info, lora_info
@@ -169,4 +185,27 @@ def run_extract(args: argparse.Namespace) -> int:
     else:
         parts = ", ".join(f"{p} {n}" for p, n in summary["parts"].items())
         print(f"wrote {summary['out']}: {summary['modules']} modules ({parts})")
+    return 0
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    from trainer.lora_tools.errors import LoraUsageError
+    from trainer.lora_tools.io import parse_lora_spec
+    from trainer.lora_tools.pipelines import parse_size
+    from trainer.lora_tools.preview import preview_lora
+
+    path, weight = parse_lora_spec(args.lora)
+    weights = None
+    if args.weights:
+        try:
+            weights = [float(w) for w in args.weights.split(",") if w.strip()]
+        except ValueError:
+            raise LoraUsageError(f"--weights {args.weights!r}: expected numbers such as 0.5,1") from None
+    summary = drive(preview_lora(args.base, path, args.prompt, args.out, weight=weight, weights=weights,
+                                 negative=args.negative, seed=args.seed, steps=args.steps,
+                                 size=parse_size(args.size), cfg=args.cfg), label="preview")
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {summary['out']}: weights {', '.join(f'{w:g}' for w in summary['weights'])}")
     return 0
