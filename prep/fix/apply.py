@@ -58,9 +58,10 @@ def apply_fixes(plan: FixPlan) -> Iterator[object]:
         for fix in plan.images:
             try:
                 _apply_image(op, fix, trash, plan)
-            except PixelError as exc:
-                done.refused.append((plan.rel(fix.src), str(exc)))
-                yield Warned(f"{exc}; left as it is", plan.rel(fix.src))
+            except (PixelError, ValueError, OSError) as exc:  # ValueError: a mode Pillow cannot convert
+                reason = str(exc) if isinstance(exc, PixelError) else f"cannot rewrite this image ({exc})"
+                done.refused.append((plan.rel(fix.src), reason))
+                yield Warned(f"{reason}; left as it is", plan.rel(fix.src))
             else:
                 done.images.append(fix)
             yield Advanced(1, fix.dst.name)

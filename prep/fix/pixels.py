@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
-_PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
-_RESIZE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK", "I;16"})
+_PNG_MODES = frozenset({"1", "L", "LA", "I;16", "P", "RGB", "RGBA"})
+_RESIZE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "I;16"})
 
 try:  # HEIC only where the optional plugin is installed; Pillow reads AVIF itself (11.3+)
     import pillow_heif  # type: ignore[import-not-found]
@@ -101,7 +101,10 @@ def for_png(image: Image.Image) -> Image.Image:
     if image.mode in _PNG_MODES:
         return image
     info = dict(image.info)
-    out = image.convert("RGBA" if has_alpha(image) else "RGB")
+    if image.mode == "I":  # 16-bit grey as decoded by older Pillow: keep the depth
+        out = image.convert("I;16")
+    else:
+        out = image.convert("RGBA" if has_alpha(image) else "RGB")
     out.info = {k: v for k, v in info.items() if k in ("icc_profile", "dpi")}
     return out
 
