@@ -28,7 +28,7 @@ from booru.sites.base import (
 from prep.events import Warned
 
 TAG_GROUPS = {"character": "character", "copyright": "copyright", "artist": "artist", "general": "general",
-              "meta": "meta", "species": "species", "lore": "general"}
+              "meta": "meta", "species": "species", "lore": "meta"}
 
 
 class E621(Family):
