@@ -13,7 +13,7 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 WHITE = (255, 255, 255)
 # Modes that convert to RGB with the same pixels as RGBA-composited-on-white (no alpha to apply).
@@ -125,6 +125,8 @@ def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnidentifiedImageError):
+        return "cannot read image (not an image format Pillow knows, or a corrupt file)"
     if isinstance(exc, FileNotFoundError):
         return "file disappeared"
     if isinstance(exc, PermissionError):
