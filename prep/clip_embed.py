@@ -30,13 +30,14 @@ class ClipEncoder:
     processor: object
     kind: str  # "projection" (image_embeds) or "pooled" (pooler_output)
     identity: str  # what the cache key is made of
+    device: str = "cpu"
 
     def encode(self, images: list) -> np.ndarray:
         import torch
 
         inputs = self.processor(images=images, return_tensors="pt")
         with torch.inference_mode():
-            out = self.model(pixel_values=inputs["pixel_values"])
+            out = self.model(pixel_values=inputs["pixel_values"].to(self.device))
         vectors = out.image_embeds if self.kind == "projection" else out.pooler_output
         return vectors.float().cpu().numpy()
 
@@ -99,8 +100,11 @@ def load_clip(model: str) -> ClipEncoder:
                              "--model (config.json, weights and preprocessor_config.json)") from None
     finally:
         hf_logging.set_verbosity(verbosity)
-    net.eval()
-    return ClipEncoder(net, processor, "pooled" if pooled else "projection", identity)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    net.to(device).eval()
+    return ClipEncoder(net, processor, "pooled" if pooled else "projection", identity, device)
 
 
 class EmbeddingCache:
