@@ -22,7 +22,7 @@ from trainer.config import TrainConfig
 from trainer.errors import TrainError, TrainingDiverged
 from trainer.events import EventSink, make_event
 
-NAN_MESSAGE = ("loss is {value} at step {step}: training diverged. Likely cause: fp16 overflow or a too high "
+NAN_MESSAGE = ("{what} {value} at step {step}: training diverged. Likely cause: fp16 overflow or a too high "
                "learning rate; try mixed_precision = bf16 or a lower learning_rate/text_encoder_lr. "
                "The last good save is kept{last}.")
 
@@ -197,11 +197,18 @@ class _Trainer:
         return finish_metadata(self.base_metadata, step=step, epoch=epoch)
 
     def _save(self, path: Path, step: int, epoch: int, position: dict[str, Any] | None) -> None:
-        from trainer.saving import save_lora, save_state, state_dir_for
+        import torch
+
+        from trainer.saving import SAVE_DTYPES, save_lora, save_state, state_dir_for
 
         if not self.main:
             return
-        save_lora(path, self.network.kohya_state_dict(), self._metadata(step, epoch), self.config.save_precision)
+        tensors = self.network.kohya_state_dict()
+        dtype = SAVE_DTYPES[self.config.save_precision]
+        if not all(bool(torch.isfinite(t.to(dtype)).all()) for t in tensors.values()):
+            self._diverged(f"the LoRA weights overflow save_precision = {self.config.save_precision}",
+                           "(inf)", step)
+        save_lora(path, tensors, self._metadata(step, epoch), self.config.save_precision)
         self.last_save = path
         self.send("save", step=step, path=str(path))
         if self.config.save_state and position is not None:
@@ -243,6 +250,18 @@ class _Trainer:
             n = g.numel()
             p.grad = flat[offset:offset + n].view_as(p).clone()
             offset += n
+
+    def _weights_finite(self) -> bool:
+        import torch
+
+        total = torch.stack([p.detach().float().sum() for p in self.params]).sum()
+        return not self._any(not bool(torch.isfinite(total)))
+
+    def _diverged(self, what: str, value: object, step: int) -> None:
+        last = f" ({self.last_save})" if self.last_save else " (none was written yet)"
+        message = NAN_MESSAGE.format(what=what, value=value, step=step, last=last)
+        self.send("error", message=message)
+        raise TrainingDiverged(message)
 
     def _any(self, flag: bool) -> bool:
         import torch
@@ -324,10 +343,7 @@ class _Trainer:
                                         autocast=autocast)
                     loss_value = float(loss.detach().item())
                     if self._any(not math.isfinite(loss_value)):
-                        last = f" ({self.last_save})" if self.last_save else " (none was written yet)"
-                        message = NAN_MESSAGE.format(value=loss_value, step=global_step + 1, last=last)
-                        self.send("error", message=message)
-                        raise TrainingDiverged(message)
+                        self._diverged("loss is", loss_value, global_step + 1)
                     accelerator.backward(loss / accum)
                     micro += 1
                     last_in_epoch = index == len(batches) - 1
@@ -340,6 +356,8 @@ class _Trainer:
                     self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
                     global_step += 1
+                    if not self._weights_finite():
+                        self._diverged("the LoRA weights are", "not finite", global_step)
                     elapsed = time.time() - loop_started
                     rate = (global_step - loop_start_step) / elapsed if elapsed > 0 else 0.0
                     lrs = self.scheduler.get_last_lr()
