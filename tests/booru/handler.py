@@ -93,6 +93,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(fault.status, {"success": False, "message": "fault injected"}, headers)
         elif fault.kind == "junk":
             self.send(200, JUNK, "text/html")
+        elif fault.kind == "quota":  # Gelbooru's old daily quota: XML even to json=1
+            self.send(200, b'<?xml version="1.0" encoding="UTF-8"?><response success="false" reason="Search '
+                           b'error: Please use your API key. Currently you have exceeded maximum queries per '
+                           b'day."/>', "text/xml")
         elif fault.kind == "empty":
             self.send(200, b"", "text/html")
         elif fault.kind == "cloudflare":

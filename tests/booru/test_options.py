@@ -189,3 +189,20 @@ def test_a_500_that_is_not_a_tag_limit_is_retried(emulator, scrape):
     result = scrape(emu, "--tags", "1girl", "--limit", "2")
     assert result.code == 0, result.err
     assert [e["status"] for e in emu.requests("api")][:3] == [500, 500, 200]
+
+
+def test_gelbooru_quota_xml_asks_for_a_key(emulator, scrape):
+    emu = emulator("gelbooru", make_posts(2))
+    emu.fault("api", "quota")
+    result = scrape(emu, "--tags", "1girl", "--limit", "2")
+    assert result.code == 1
+    assert "LORAKIT_GELBOORU_API_KEY" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_default_rate_is_one_request_per_second_for_e621(emulator, scrape):
+    emu = emulator("e621", make_posts(25))
+    emu.posts[0].score = -1
+    result = scrape(emu, "--tags", "1girl", "--limit", "20", "--min-score", "0", rate="")
+    assert result.code == 0, result.err
+    api = emu.requests("api")
+    assert len(api) == 2 and api[1]["time"] - api[0]["time"] >= 0.9
