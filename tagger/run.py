@@ -132,7 +132,7 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
     yield Started(STAGE, len(dataset))
 
     # Decide from the captions alone which images need the model, so skipped ones are never decoded.
-    todo: list[tuple[Item, list[str]]] = []
+    todo: list[Item] = []  # no caption text kept: a 100,000-image folder must not pile up in memory
     for item in dataset.items:
         existing = _existing_tags(item)
         if existing is None:
@@ -144,7 +144,7 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
             summary.skipped += 1
             yield Advanced(1, dataset.relative(item.image))
         else:
-            todo.append((item, existing))
+            todo.append(item)
 
     batch_size = session.layout.fixed_batch or config.batch_size or DEFAULT_BATCH.get(session.provider, 8)
     if session.layout.fixed_batch and config.batch_size and config.batch_size != session.layout.fixed_batch:
@@ -155,7 +155,7 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
         workers = 0  # a handful of images: starting threads costs more than it saves
     side = session.layout.side
     yield_cpu = threading.Event()
-    prepared = prepare_images([item.image for item, _ in todo], side, workers, window=batch_size + 2 * workers,
+    prepared = prepare_images([item.image for item in todo], side, workers, window=batch_size + 2 * workers,
                               yield_cpu=yield_cpu)
 
     operation: Operation | None = None
@@ -183,7 +183,12 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
             if n_batch == 3 and inferred > 2 * waited and session.provider == CPU:
                 yield_cpu.set()  # inference-bound on the CPU: decoding steps back
             for prepared_item, row in zip(batch.items, probs, strict=True):
-                item, existing = todo[prepared_item.index]
+                item = todo[prepared_item.index]
+                existing = _existing_tags(item)
+                if existing is None:  # became unreadable since the scan
+                    summary.skipped += 1
+                    yield Advanced(1, dataset.relative(item.image))
+                    continue
                 pred = predict(row, labels, thresholds)
                 tagged = caption_tags(pred, style)
                 new = with_rating([t for t, _ in tagged], pred, style)
