@@ -38,6 +38,13 @@ class PlannedTensor:
     make: Callable[[], torch.Tensor]
 
 
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
 def _nbytes(shape: tuple[int, ...], dtype: torch.dtype) -> int:
     n = 1
     for s in shape:
@@ -116,9 +123,8 @@ class LazyTensors:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.header, self.metadata = read_header(self.path)
-        from safetensors import safe_open
-
-        self._handle = safe_open(str(self.path), framework="pt")
+        with open(self.path, "rb") as fh:
+            self._data_start = 8 + int.from_bytes(fh.read(8), "little")
 
     def keys(self) -> list[str]:
         return list(self.header)
@@ -133,7 +139,22 @@ class LazyTensors:
         return NAME_DTYPES[name]
 
     def get(self, key: str) -> torch.Tensor:
-        return self._handle.get_tensor(key)
+        """A fresh tensor read with plain file I/O: unlike a memory map, the pages of tensors already
+        processed do not stay in the process's resident memory, so a whole-checkpoint pass costs ~one tensor."""
+        info = self.header[key]
+        start, end = info["data_offsets"]
+        dtype, shape = self.dtype(key), self.shape(key)
+        if end == start:
+            return torch.empty(shape, dtype=dtype)
+        buffer = bytearray(end - start)
+        with open(self.path, "rb") as fh:
+            fh.seek(self._data_start + start)
+            if fh.readinto(buffer) != len(buffer):
+                raise LoraToolError(f"{self.path}: file is truncated (tensor {key})")
+        tensor = torch.frombuffer(buffer, dtype=dtype)
+        if tensor.numel() != _numel(shape):
+            raise LoraToolError(f"{self.path}: tensor {key} size does not match its shape")
+        return tensor.reshape(shape)
 
     def __contains__(self, key: str) -> bool:
         return key in self.header
