@@ -61,8 +61,11 @@ class HumanProgress:
         out.flush()
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Train (or export) as the arguments say; UserErrors propagate to the caller's handler."""
+def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> int:
+    """Train (or export) as the arguments say; UserErrors propagate to the caller's handler.
+
+    raw_args are the trainer arguments as typed, for re-launching workers (see trainer.launch).
+    """
     from trainer.events import JsonLinesWriter, fan_out
 
     config = load_config(args.config, args)
@@ -72,6 +75,11 @@ def run_train(args: argparse.Namespace) -> int:
         dataset_path, config_path = export_kohya(config, args.export_kohya)
         print(f"wrote {dataset_path} and {config_path}")
         return 0
+    from trainer.launch import cpu_fanout_processes, run_workers
+
+    workers = cpu_fanout_processes()
+    if workers and raw_args is not None:
+        return run_workers(workers, raw_args)
     _quiet_libraries()
     writer = JsonLinesWriter(args.events) if args.events else None
     human = HumanProgress() if args.events != "-" else None
@@ -110,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Train a LoRA (kohya format).")
     add_train_arguments(parser)
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
     try:
-        return run_train(args)
+        return run_train(args, raw)
     except UserError as exc:
         print(f"trainer: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -263,6 +263,12 @@ class _Trainer:
         self.send("error", message=message)
         raise TrainingDiverged(message)
 
+    def _mean(self, value) -> float:
+        """The value averaged over processes (NaN anywhere makes it NaN everywhere)."""
+        if self.world == 1:
+            return float(value.item())
+        return float(self.accelerator.reduce(value.reshape(1).float(), reduction="mean").item())
+
     def _any(self, flag: bool) -> bool:
         import torch
 
@@ -311,6 +317,7 @@ class _Trainer:
         if not config.cache_latents:
             self.models.vae.requires_grad_(False)
         self.send("start", total_steps=total_steps, epochs=epochs, images=self.training.num_images,
+                  processes=self.world,
                   images_with_repeats=self.training.num_train_images, reg_images=self.training.num_reg_images,
                   steps_per_epoch=steps_per_epoch, max_token_length=self.max_token_length,
                   model_type=self.models.model_type, mixed_precision=self.precision, config=config.to_dict())
@@ -341,8 +348,8 @@ class _Trainer:
                                         max_token_length=self.max_token_length, clip_skip=config.clip_skip,
                                         noise_offset=config.noise_offset, min_snr_gamma=config.min_snr_gamma,
                                         autocast=autocast)
-                    loss_value = float(loss.detach().item())
-                    if self._any(not math.isfinite(loss_value)):
+                    loss_value = self._mean(loss.detach())
+                    if not math.isfinite(loss_value):
                         self._diverged("loss is", loss_value, global_step + 1)
                     accelerator.backward(loss / accum)
                     micro += 1

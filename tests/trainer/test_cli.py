@@ -1,0 +1,193 @@
+"""`lorakit train` / `python -m trainer`: config files, flags, errors before model loading, events,
+export to kohya, SIGINT, and a two-process `accelerate launch` run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.trainer.conftest import TINY, make_train_dataset
+from tui.cli import main as lorakit
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+def _write_config(path: Path, model: Path, dataset: Path, output: Path, table: str | None = None, **extra) -> Path:
+    values = {**TINY, "pretrained_model": str(model), "dataset": str(dataset), "output_dir": str(output), **extra}
+    lines = [f"[{table}]"] if table else []
+    for key, value in values.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_unknown_key_suggests_the_field(tmp_path, capsys):
+    config = tmp_path / "train.toml"
+    config.write_text('netwrok_dim = 8\n', encoding="utf-8")
+    assert lorakit(["train", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "netwrok_dim" in err and "did you mean 'network_dim'" in err
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--network-dim", "0"], "network_dim"),
+    (["--network_alpha", "-1"], "network_alpha"),
+    (["--mixed-precision", "bf16"], "mixed_precision"),
+    (["--mixed_precision", "fp16"], "mixed_precision"),
+    (["--lr-scheduler", "constant", "--lr-warmup-ratio", "0.1"], "constant_with_warmup"),
+    (["--cache-latents", "--random-crop"], "random_crop"),
+    (["--train-unet-only", "--train-text-encoder-only"], "train_unet_only"),
+])
+def test_invalid_combinations_stop_before_model_loading(tmp_path, capsys, flags, needle):
+    dataset = make_train_dataset(tmp_path / "ds")
+    # The model does not exist: an error about it would mean the model was being loaded.
+    code = lorakit(["train", "--pretrained-model", str(tmp_path / "no-model"), "--dataset", str(dataset),
+                    "--resolution", "64", "--min-bucket-reso", "32", "--max-bucket-reso", "128", *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and needle in err and "no-model" not in err
+
+
+def test_rejected_dataset_stops_before_model_loading(tmp_path, capsys):
+    dataset = make_train_dataset(tmp_path / "ds")
+    (dataset / "stray.png").write_bytes((dataset / "1_chara" / "img0.png").read_bytes())  # image outside a concept
+    (dataset / "notaconcept").mkdir()
+    code = lorakit(["train", "--pretrained-model", str(tmp_path / "no-model"), "--dataset", str(dataset)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "validate" in err and "no-model" not in err
+
+
+def test_config_table_flags_and_underscore_aliases(tmp_path):
+    from trainer.config import load_config
+
+    dataset = make_train_dataset(tmp_path / "ds")
+    config_file = _write_config(tmp_path / "lorakit.toml", Path("model"), Path("ds"), Path("out"), table="train",
+                                network_dim=8)
+    # Other stages' tables in the same workspace file are ignored.
+    config_file.write_text(config_file.read_text() + '\n[booru]\ntags = "x"\n', encoding="utf-8")
+    import argparse
+
+    from trainer.cli import add_train_arguments
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(["--config", str(config_file), "--network_alpha", "4", "--learning-rate", "2e-4",
+                              "--optimizer_args", "weight_decay=0.1"])
+    config = load_config(args.config, args)
+    assert config.network_dim == 8 and config.network_alpha == 4.0 and config.learning_rate == 2e-4
+    assert config.optimizer_args == ["weight_decay=0.1"]
+    assert config.dataset == dataset  # relative to the config file's folder
+    assert config.output_dir == tmp_path / "out"
+    assert config.max_token_length == "auto" and config.caption_extension == ".txt"
+    assert config.mixed_precision is None and config.network_alpha != 1
+
+
+def test_export_kohya(tmp_path, tiny_sd1, capsys):
+    dataset = make_train_dataset(tmp_path / "ds", repeats=3)
+    reg = make_train_dataset(tmp_path / "reg", name="person")
+    config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out", reg_dataset=str(reg),
+                           shuffle_caption=True, keep_tokens=1, conv_dim=4, lr_scheduler="cosine",
+                           lr_warmup_ratio=0.1, max_train_epochs=5, clip_skip=2, max_token_length="150",
+                           train_batch_size=2, gradient_checkpointing=True, optimizer_args=["weight_decay=0.1"])
+    out = tmp_path / "kohya"
+    assert lorakit(["train", "--config", str(config), "--export-kohya", str(out), "--network-dim", "16"]) == 0
+    with open(out / "dataset_config.toml", "rb") as fh:
+        ds = tomllib.load(fh)
+    with open(out / "config_file.toml", "rb") as fh:
+        cf = tomllib.load(fh)
+    general = ds["general"]
+    assert general["caption_extension"] == ".txt" and general["shuffle_caption"] is True and general["keep_tokens"] == 1
+    (d,) = ds["datasets"]
+    assert d["resolution"] == 64 and d["batch_size"] == 2 and d["enable_bucket"] is True
+    assert (d["min_bucket_reso"], d["max_bucket_reso"], d["bucket_reso_steps"]) == (32, 128, 32)
+    subsets = {Path(s["image_dir"]).name: s for s in d["subsets"]}
+    assert subsets["3_chara"]["num_repeats"] == 3 and subsets["3_chara"]["class_tokens"] == "chara"
+    assert subsets["3_chara"]["image_dir"] == str((dataset / "3_chara").resolve())
+    assert subsets["1_person"]["is_reg"] is True and "is_reg" not in subsets["3_chara"]
+    assert cf["pretrained_model_name_or_path"] == str(tiny_sd1)
+    assert cf["dataset_config"] == str((out / "dataset_config.toml").resolve())
+    assert cf["network_module"] == "networks.lora" and cf["network_dim"] == 16 and cf["network_alpha"] == 2.0
+    assert cf["network_args"] == ["conv_dim=4", "conv_alpha=1.0"]
+    assert cf["learning_rate"] == 1e-4 and cf["optimizer_type"] == "AdamW"
+    assert cf["optimizer_args"] == ["weight_decay=0.1"]
+    assert cf["lr_scheduler"] == "cosine" and cf["lr_warmup_steps"] == 0.1
+    assert cf["max_train_epochs"] == 5 and cf["clip_skip"] == 2 and cf["max_token_length"] == 150
+    assert cf["gradient_checkpointing"] is True and cf["save_precision"] == "fp16" and cf["seed"] == 42
+    assert cf["output_name"] == "lora" and cf["save_model_as"] == "safetensors" and cf["prior_loss_weight"] == 1.0
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def test_events_on_stdout_via_lorakit(tmp_path, tiny_sd1):
+    dataset = make_train_dataset(tmp_path / "ds")
+    config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out")
+    proc = subprocess.run([sys.executable, "-m", "tui", "train", "--config", str(config), "--events", "-"],
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["start", "step", "step", "save", "done"]
+    assert all(next(iter(e)) == "event" for e in events)
+    assert Path(events[-1]["path"]).is_file()
+
+
+def test_sigint_saves_state_and_resume_finishes(tmp_path, tiny_sd1):
+    dataset = make_train_dataset(tmp_path / "ds")
+    config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out", max_train_steps=2000)
+    events_file = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "--config", str(config), "--events", str(events_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if events_file.exists() and '"event": "step"' in events_file.read_text():
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    warning = [e for e in events if e["event"] == "warning" and "interrupted" in e["message"]]
+    assert warning and "done" not in [e["event"] for e in events]
+    step = max(e["step"] for e in events if e["event"] == "step")
+    state = tmp_path / "out" / f"lora-step{step:08d}-state"
+    assert (state / "train_state.json").is_file() and str(state) in warning[0]["message"]
+    resumed = subprocess.run([sys.executable, "-m", "trainer", "--config", str(config), "--resume", str(state),
+                              "--max-train-steps", str(step + 1), "--events", "-"],
+                             capture_output=True, text=True, env=_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    steps = [json.loads(line)["step"] for line in resumed.stdout.splitlines() if '"step", "step"' in line]
+    assert steps == [step + 1]
+
+
+def test_two_process_accelerate_launch(tmp_path, tiny_sd1):
+    dataset = make_train_dataset(tmp_path / "ds", images=2)
+    config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out")
+    events_file = tmp_path / "events.jsonl"
+    env = _env()
+    env["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
+    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                           "--main_process_port", env["MASTER_PORT"],
+                           "-m", "trainer", "--config", str(config), "--events", str(events_file)],
+                          capture_output=True, text=True, env=env, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    start = events[0]
+    assert start["event"] == "start" and start["processes"] == 2
+    assert start["steps_per_epoch"] == 1  # two batches shared by two processes
+    assert [e["event"] for e in events].count("save") == 1
+    assert [e["event"] for e in events].count("done") == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["lora.safetensors"]
