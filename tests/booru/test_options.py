@@ -205,4 +205,4 @@ def test_default_rate_is_one_request_per_second_for_e621(emulator, scrape):
     result = scrape(emu, "--tags", "1girl", "--limit", "20", "--min-score", "0", rate="")
     assert result.code == 0, result.err
     api = emu.requests("api")
-    assert len(api) == 2 and api[1]["time"] - api[0]["time"] >= 0.9
+    assert len(api) == 2 and api[1]["time"] - api[0]["time"] >= 0.8  # 1 s apart, loosely
