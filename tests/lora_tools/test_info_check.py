@@ -128,3 +128,16 @@ def test_check_outlier(tmp_path: Path, capsys):
     path = write_lora(tmp_path / "outlier.safetensors", modules)
     code, report = run_json(capsys, "lora", "check", str(path), "--json")
     assert code == 0 and report["outliers"] == [name]
+
+
+def test_check_as_a_process(tmp_path: Path, run_cli):
+    modules = sd1_modules()
+    name = "lora_te_text_model_encoder_layers_0_mlp_fc1"
+    down, up, alpha = modules[name]
+    modules[name] = (down, torch.full_like(up, float("inf")), alpha)
+    path = write_lora(tmp_path / "inf.safetensors", modules)
+    result = run_cli("lora", "check", str(path), "--json")
+    assert result.code == 1
+    assert json.loads(result.out)["nonfinite"] == [name]
+    result = run_cli("lora", "info", str(tmp_path / "missing.safetensors"))
+    assert result.code == 1 and result.err.strip().count("\n") == 0 and "no such file" in result.err

@@ -134,3 +134,25 @@ def test_mismatched_lora_refused(tiny_sd1: Path, tiny_sdxl: Path, tmp_path: Path
     assert "different model" in err and str(foreign) in err
     assert main(["lora", "merge", "--base", str(tmp_path / "nope"), "--lora", str(xl), "--out", str(out)]) == 1
     assert "no such model" in capsys.readouterr().err
+
+
+def test_diffusers_exported_names_and_peft_keys(tiny_sd1: Path, tmp_path: Path, capsys):
+    from safetensors.torch import save_file
+
+    lora = model_lora(tiny_sd1, tmp_path / "a.safetensors")
+    tensors = load_file(str(lora))
+    # diffusers' convert_state_dict_to_kohya names the SD1 text encoder lora_te1
+    renamed = tmp_path / "te1.safetensors"
+    save_file({k.replace("lora_te_", "lora_te1_"): v for k, v in tensors.items()}, str(renamed))
+    outs = [tmp_path / "a_out.safetensors", tmp_path / "te1_out.safetensors"]
+    for src, out in zip((lora, renamed), outs, strict=True):
+        assert main(["lora", "merge", "--base", str(tiny_sd1), "--lora", str(src), "--out", str(out)]) == 0
+    a, b = load_file(str(outs[0])), load_file(str(outs[1]))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    peft = tmp_path / "peft.safetensors"
+    save_file({"unet.down_blocks.0.attentions.0.proj_in.lora_A.weight": torch.ones(2, 32),
+               "unet.down_blocks.0.attentions.0.proj_in.lora_B.weight": torch.ones(32, 2)}, str(peft))
+    capsys.readouterr()
+    assert main(["lora", "merge", "--base", str(tiny_sd1), "--lora", str(peft), "--out",
+                 str(tmp_path / "p.safetensors")]) == 1
+    assert "not in kohya format" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.lora_tools.test_merge_checkpoint import COMPONENTS, assert_same, fused_reference, pipeline_class
 from tests.trainer.conftest import make_train_dataset, run_training, tiny_config
 from trainer.lora_tools.io import load_lora
 from tui.cli import main
@@ -55,8 +56,6 @@ def test_resize_merge_extract_on_trained_file(trained: Path, tiny_sd1: Path, tmp
     merged = tmp_path / "merged"
     assert main(["lora", "merge", "--base", str(tiny_sd1), "--lora", f"{trained}:1.0", "--out", str(merged),
                  "--format", "diffusers"]) == 0
-    from tests.lora_tools.test_merge_checkpoint import COMPONENTS, assert_same, fused_reference, pipeline_class
-
     assert_same(pipeline_class("sd1").from_pretrained(merged), fused_reference("sd1", tiny_sd1, [(trained, 1.0)]),
                 COMPONENTS["sd1"])
     extracted = tmp_path / "x.safetensors"

@@ -105,6 +105,7 @@ def check_loaded(lora: LoraFile) -> dict[str, Any]:
         "outliers": outliers,
         "ok": not zero and not nonfinite,
         "expected_zero": legit,
+        "incomplete": lora.incomplete,
         "expected_zero_reason": reason if legit else "",
         "median_update_norm": median,
         "outlier_factor": OUTLIER_FACTOR,
@@ -125,6 +126,9 @@ def format_check(report: dict[str, Any], verbose: bool = False) -> str:
                        (f"outlier (update norm > {report['outlier_factor']:g}x median)", "outliers")):
         for name in report[key]:
             lines.append(f"  {label}: {name}")
+    if report["incomplete"]:
+        lines.append(f"  {len(report['incomplete'])} module(s) lack lora_down or lora_up and are ignored by "
+                     f"loaders, e.g. {report['incomplete'][0]}")
     if report["expected_zero"]:
         lines.append(f"  {len(report['expected_zero'])} zero module(s) are expected: "
                      f"{report['expected_zero_reason']}")

@@ -136,6 +136,8 @@ def _load_diffusers(folder: Path) -> BaseModel:
             elif wf.component in te_prefix:
                 te_path = lk.clip_path(path)
                 model.targets[kohya_name(te_prefix[wf.component], te_path)] = Target(wf, key, None, te_path)
+                if not sdxl:  # diffusers' kohya export names the SD1 encoder lora_te1
+                    model.targets[kohya_name("lora_te1", te_path)] = Target(wf, key, None, te_path, False)
     return model
 
 
@@ -170,6 +172,8 @@ def _load_single(path: Path) -> BaseModel:
             if key.startswith(prefix) and key.endswith(".weight") and len(shape) == 2:
                 inner = lk.clip_path(key[len(prefix):])[: -len(".weight")]
                 model.targets[kohya_name(te, inner)] = Target(wf, key, None, inner)
+                if te == "lora_te":
+                    model.targets[kohya_name("lora_te1", inner)] = Target(wf, key, None, inner, False)
         for prefix, te in openclip.items():
             if key.startswith(prefix) and len(shape) == 2:
                 inner = key[len(prefix):]

@@ -170,8 +170,8 @@ def detect_architecture(lora: LoraFile) -> tuple[str, str]:
     if arch.startswith("stable-diffusion-xl"):
         return "SDXL", "metadata modelspec.architecture"
     names = lora.modules
-    if any(module_part(n) in ("te1", "te2") for n in names) or any(SDXL_UNET_NAME.match(n) for n in names):
-        return "SDXL", "key names (lora_te1/lora_te2 or LDM UNet names)"
+    if any(module_part(n) == "te2" for n in names) or any(SDXL_UNET_NAME.match(n) for n in names):
+        return "SDXL", "key names (lora_te2 or LDM UNet names)"
     if version.startswith("sd_v1"):
         return "SD1", "metadata ss_base_model_version"
     for name, module in names.items():
@@ -182,7 +182,10 @@ def detect_architecture(lora: LoraFile) -> tuple[str, str]:
             if context == 2048:
                 return "SDXL", "cross-attention width 2048"
             break
-    return "SD1", "key names (diffusers UNet names, lora_te)"
+    if any(module_part(n) == "te1" for n in names) and not any(module_part(n) == "unet" for n in names):
+        return "SDXL", "key names (lora_te1)"
+    # diffusers' convert_state_dict_to_kohya names the SD1 text encoder lora_te1
+    return "SD1", "key names (diffusers UNet names)"
 
 
 def parse_lora_spec(spec: str, default: float = 1.0) -> tuple[Path, float]:

@@ -43,6 +43,10 @@ def resolve_updates(model: BaseModel, loras: list[tuple[LoraFile, float]]) -> Up
         if (arch == "SDXL") != (model.arch == "SDXL"):
             raise LoraToolError(f"{lora.path}: this is an {arch} LoRA and cannot be merged into the "
                                 f"{model.arch} model {model.path}; use a base of the architecture it was trained on")
+        foreign = [n for n in lora.modules if not n.startswith("lora_")]
+        if foreign:
+            raise LoraToolError(f"{lora.path}: keys are not in kohya format (e.g. {foreign[0]}); lorakit merges "
+                                f"kohya LoRAs (lora_unet_…/lora_te_… names)")
         missing = [n for n in lora.modules if n not in model.targets]
         if missing:
             raise LoraToolError(f"{lora.path}: {len(missing)} of {len(lora.modules)} LoRA modules do not exist in "
