@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from booru.errors import BooruUsageError
 from booru.post import SAVED_EXTENSIONS, Post, normalize_rating
+from booru.query import matches_locally
 from prep.captions import tag_key
 
 # Skip reasons, as the summary and --json name them.
@@ -50,14 +51,19 @@ class PostFilter:
         keys = frozenset(tag_key(t) for t in blacklist if t.strip())
         return cls(parse_ratings(rating), min_score, min_side, keys)
 
-    def reason(self, post: Post) -> str | None:
-        """The skip reason for a post, or None when it should be downloaded."""
+    def reason(self, post: Post, local_terms: list[str] | None = None) -> str | None:
+        """The skip reason for a post, or None when it should be downloaded.
+
+        local_terms: query terms the site would not take (its tag limit), matched here.
+        """
         if post.deleted:
             return DELETED
         if not post.file_url or not post.md5:
             return RESTRICTED
         if (post.file_ext or "").lower() not in SAVED_EXTENSIONS:
             return NOT_STILL_IMAGE
+        if local_terms and not matches_locally(post, local_terms):
+            return QUERY
         if self.ratings is not None and post.rating not in self.ratings:
             return RATING
         if self.min_score is not None and (post.score is None or post.score < self.min_score):

@@ -164,7 +164,7 @@ class _Run:
         if item.id in self.seen:
             return
         self.seen[item.id] = len(self.seen)
-        reason = self.filter.reason(item)
+        reason = self.filter.reason(item, self.family.local_terms)
         if reason is not None:
             self.summary.skipped[reason] += 1
             return

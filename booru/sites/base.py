@@ -15,7 +15,7 @@ import requests
 from booru.errors import ApiError
 from booru.http import MAX_TRIES, ApiClient, backoff_delay
 from booru.post import Post, Rejected
-from booru.query import matches_locally, split_for_limit, split_terms
+from booru.query import split_for_limit, split_terms
 from prep.events import Warned
 
 SearchItem = Post | Rejected | Warned
@@ -169,6 +169,7 @@ class Family:
         self.base_url = base_url.rstrip("/")
         self.client = client
         self.credentials = credentials
+        self.local_terms: list[str] = []
 
     # -- subclasses ------------------------------------------------------------------------------
     def pages(self, terms: list[str], page_size: int) -> Iterator[SearchItem]:
@@ -193,17 +194,14 @@ class Family:
         return absolute if urlsplit(absolute).scheme in ("http", "https") else None
 
     def search(self, query: str, page_size: int) -> Iterator[SearchItem]:
-        """Posts in the site's order; over the site's tag limit, the rest of the query is matched here."""
+        """Posts in the site's order; over the site's tag limit the query is cut down, and the terms
+        left out go to `local_terms` for the caller to match each post against."""
         terms = split_terms(query)
-        local: list[str] = []
+        self.local_terms = []
         reduced = False
         while True:
             try:
-                for item in self.pages(terms, page_size):
-                    if local and isinstance(item, Post) and not matches_locally(item, local):
-                        yield Rejected("query", str(item.id))
-                    else:
-                        yield item
+                yield from self.pages(terms, page_size)
                 return
             except TagLimitExceeded as exc:
                 if reduced:
@@ -216,7 +214,7 @@ class Family:
                 if split.ignored:
                     note += f" (cannot apply {' '.join(split.ignored)} locally: ignored)"
                 yield Warned(note)
-                terms, local, reduced = split.sent, split.local, True
+                terms, self.local_terms, reduced = split.sent, split.local, True
 
     def parse_safe(self, record: Any) -> Post | Rejected:
         if not isinstance(record, Mapping):
