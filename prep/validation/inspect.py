@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO
@@ -34,7 +35,7 @@ class ImageInfo:
     has_alpha: bool = False
     failure: str = ""  # "", UNREADABLE, CORRUPT or BOMB
     detail: str = ""
-    head_hash: int = -1  # hash() of the first HEAD_BYTES (this process only): with file_size, who may be a copy
+    head_hash: int = -1  # Adler-32 of the first HEAD_BYTES: with file_size, who may be a copy
     digest: bytes = b""  # BLAKE2b of all bytes, when the whole file was read anyway (--deep)
 
     def as_tuple(self) -> tuple:
@@ -70,8 +71,9 @@ def header_info(path: str) -> ImageInfo:
         os.close(fd)
     if file_size == 0:
         return ImageInfo(0, failure=CORRUPT, detail="the file is empty (0 bytes)")
-    # Not a CRC: PNG chunks end in their own CRC, which makes CRCs of whole PNGs collide.
-    head_hash = hash(data[:HEAD_BYTES])
+    # Not CRC-32: PNG chunks end in their own CRC, which makes CRCs of whole PNGs collide; not hash():
+    # salted per process, and pool workers may be separate processes.
+    head_hash = zlib.adler32(data[:HEAD_BYTES])
     if isinstance(header, ImageHeader):
         info = ImageInfo(file_size, header.format, header.width, header.height, header.has_alpha)
         info = _check_pixels(info)
@@ -166,6 +168,11 @@ def decode_info(path: str) -> ImageInfo:
     info = pillow_info(io.BytesIO(data), len(data), decode=True)
     info.digest = hashlib.blake2b(data, digest_size=20).digest()
     return info
+
+
+def header_chunk(paths: Iterable[str]) -> list[tuple]:
+    """Header facts of each image (run in a worker process); results as ImageInfo tuples."""
+    return [header_info(path).as_tuple() for path in paths]
 
 
 def decode_chunk(paths: Iterable[str]) -> list[tuple]:

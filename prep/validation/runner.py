@@ -1,15 +1,19 @@
-"""Run the per-image inspection: headers in this process, or full decodes across a process pool."""
+"""Run the per-image inspection across a process pool, while the caller checks captions."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from prep.validation.inspect import ImageInfo, decode_chunk, header_info, init_decode_worker
+from prep.validation.inspect import ImageInfo, decode_chunk, header_chunk, init_decode_worker
 
-HEADER_BATCH = 512  # images per progress event in header mode
-MAX_DECODE_CHUNK = 64
+MAX_CHUNK = 64  # images per task when decoding
+MAX_HEADER_CHUNK = 512
+# Below this many images a pool costs more to start than header reading takes.
+POOL_MIN_HEADERS = 2000
 
 
 def available_cores() -> int:
@@ -20,39 +24,49 @@ def available_cores() -> int:
 
 
 class Inspection:
-    """Per-image facts for `paths`, in order. With deep and several workers the decoding starts in
-    the pool at once, so the caller can check captions meanwhile and collect `batches()` after."""
+    """Per-image facts for `paths`, in order: headers, or full decodes with deep.
+
+    With several workers the pool starts on construction, so the caller can check captions on its
+    own core meanwhile and collect `batches()` after.
+    """
 
     def __init__(self, paths: list[str], *, deep: bool, workers: int | None = None) -> None:
         self.paths = paths
-        self.deep = deep
         self._pool: ProcessPoolExecutor | None = None
         self._futures: list[Future] = []
-        if not deep or not paths:
-            return
-        workers = max(1, min(workers or available_cores(), len(paths)))
+        self._work: Callable[[list[str]], list[tuple]] = decode_chunk if deep else header_chunk
+        workers = max(1, min(workers or available_cores(), len(paths) or 1))
+        if not deep and workers > 1 and len(paths) < POOL_MIN_HEADERS:
+            workers = 1
         # Small chunks keep every core busy to the end; big enough that pickling stays negligible.
-        size = max(1, min(MAX_DECODE_CHUNK, len(paths) // (workers * 8)))
+        most = MAX_CHUNK if deep else MAX_HEADER_CHUNK
+        size = max(1, min(most, len(paths) // (workers * 8)))
         self._chunks = [paths[start:start + size] for start in range(0, len(paths), size)]
         if workers > 1:
-            self._pool = ProcessPoolExecutor(max_workers=workers, initializer=init_decode_worker)
-            self._futures = [self._pool.submit(decode_chunk, chunk) for chunk in self._chunks]
+            try:
+                self._pool = ProcessPoolExecutor(max_workers=workers, initializer=init_decode_worker,
+                                                 mp_context=_pool_context())
+                self._futures = [self._pool.submit(self._work, chunk) for chunk in self._chunks]
+            except Exception:  # noqa: BLE001 - no pool here (no semaphores, no fork): work in-process
+                self.close()
+                self._futures = []
 
     def batches(self) -> Iterator[list[ImageInfo]]:
-        """ImageInfo lists in path order, one batch at a time (for progress events)."""
-        if not self.deep:
-            for start in range(0, len(self.paths), HEADER_BATCH):
-                yield [header_info(path) for path in self.paths[start:start + HEADER_BATCH]]
-            return
-        if not self.paths:
-            return
+        """ImageInfo lists in path order, one chunk at a time (for progress events)."""
         if self._pool is None:
             for chunk in self._chunks:
-                yield _decode_here(chunk)
+                yield _run_here(self._work, chunk)
             return
         try:
-            for future in self._futures:
-                yield [ImageInfo(*values) for values in future.result()]
+            for index, future in enumerate(self._futures):
+                try:
+                    values = future.result()
+                except Exception:  # noqa: BLE001 - a broken pool (a worker killed, OOM): finish here
+                    self.close()
+                    for chunk in self._chunks[index:]:
+                        yield _run_here(self._work, chunk)
+                    return
+                yield [ImageInfo(*item) for item in values]
         finally:
             self.close()
 
@@ -63,13 +77,21 @@ class Inspection:
             self._pool = None
 
 
-def _decode_here(chunk: list[str]) -> list[ImageInfo]:
+def _pool_context() -> multiprocessing.context.BaseContext | None:
+    """The platform's default, except fork from a threaded process (the TUI's workers): a lock held
+    by another thread at fork time would stay locked in the child forever."""
+    if threading.active_count() > 1 and "forkserver" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("forkserver")
+    return None
+
+
+def _run_here(work: Callable[[list[str]], list[tuple]], chunk: list[str]) -> list[ImageInfo]:
     from PIL import ImageFile
 
-    # Only for the duration of the decode: the caller's setting is restored afterwards.
+    # As in a pool worker, but only for the duration: the caller's setting is restored afterwards.
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        return [ImageInfo(*values) for values in decode_chunk(chunk)]
+        return [ImageInfo(*values) for values in work(chunk)]
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous

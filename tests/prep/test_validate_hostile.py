@@ -133,3 +133,31 @@ def test_bad_option_values_are_user_errors(tmp_path: Path):
                     ValidateOptions(max_token_length=100)):
         with pytest.raises(UserError):
             iter_validate(tmp_path, options)
+
+
+def test_broken_pool_finishes_in_this_process(tmp_path: Path):
+    """A pool that cannot start its workers (forkserver re-running a script read from stdin) must not
+    lose the run: the remaining images are decoded in-process."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "ds"
+    for i in range(4):
+        picture(root / "1_x" / f"{i}.png", seed=i)
+    (root / "1_x" / "cut.png").write_bytes(png_bytes(64, 64)[:40])
+    script = (
+        "import json, threading\n"
+        "from prep.validate import ValidateOptions, validate\n"
+        "gate = threading.Event()\n"
+        "threading.Thread(target=gate.wait).start()  # a threaded process: the pool uses forkserver\n"
+        "try:\n"
+        f"    report = validate({str(root)!r}, ValidateOptions(deep=True, workers=2, resolution=0))\n"
+        "finally:\n"
+        "    gate.set()\n"
+        "print(json.dumps(report.to_dict()))\n")
+    proc = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["images"] == 5
+    assert [p["path"] for p in out["problems"] if p["code"] == "corrupt-image"] == ["1_x/cut.png"]
