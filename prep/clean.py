@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prep.caption_set import EditReport, load_dataset, plan_tag_changes, read_captions, write_planned
+from prep.caption_set import EditReport, plan_tag_changes, read_captions, scan_dataset, write_planned
 from prep.captions import (
     KAOMOJI,
     escape_parens,
@@ -260,15 +260,14 @@ def clean_dataset(dataset: Dataset | str | Path, config: CleanConfig, *, dry_run
 
     Images without a caption file are left alone (clean never creates captions).
     """
-    if not isinstance(dataset, Dataset):
-        dataset = load_dataset(dataset, caption_extension)
+    scan = scan_dataset(dataset, caption_extension)
     report = EditReport(dry_run=dry_run)
-    records = [r for r in read_captions(dataset.items, report.warnings) if r.exists]
+    records = [r for r in read_captions(scan.entries, report.warnings) if r.exists]
     cleaned = Cleaner(config).clean_all([r.tags for r in records])
     by_record = {id(r): tags for r, tags in zip(records, cleaned, strict=True)}
     writes = plan_tag_changes(records, lambda r: by_record[id(r)], report)
     for change in report.changes:
         if not change.after:
             report.warnings.append(f"{change.path}: every tag was removed; the caption is now empty")
-    write_planned(dataset.root, command, writes, report)
+    write_planned(scan.root, command, writes, report)
     return report

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from prep import clip_tokens
-from prep.caption_set import load_dataset, read_captions
+from prep.caption_set import read_captions, scan_dataset
 from prep.captions import unescape_parens
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
 from prep.errors import PrepError
@@ -87,11 +87,11 @@ def danbooru_words() -> frozenset[str]:
 
 def dataset_words(dataset: Dataset | str | Path, caption_extension: str = DEFAULT_CAPTION_EXTENSION) -> set[str]:
     """Every tag (lowercased) of the dataset's captions, and every word inside one (concept names too)."""
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, caption_extension)
+    scan = scan_dataset(dataset, caption_extension)
     tags: set[str] = set()
-    for record in read_captions(ds.items):
+    for record in read_captions(scan.entries):
         tags.update(record.effective_tags())
-    for concept in ds.concepts:
+    for concept in scan.concepts:
         tags.add(concept.name)
     words: set[str] = set()
     for tag in tags:

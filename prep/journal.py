@@ -91,15 +91,20 @@ class Operation:
         self._entries.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._entries.flush()
 
-    def _remember(self, path: Path, rel: str) -> None:
-        """Record the bytes `path` holds now (once per operation), before it is changed."""
+    def _remember(self, path: Path, rel: str, current: bytes | None | bool = False) -> None:
+        """Record the bytes `path` holds now (once per operation), before it is changed.
+
+        `current`: those bytes when the caller has just read them (None: no such file).
+        """
         if rel in self._touched:
             return
         self._touched.add(rel)
         record: dict[str, object] = {"op": "write", "path": rel}
         try:
             st = os.stat(path)
-            data = Path(path).read_bytes()
+            if current is None:
+                raise FileNotFoundError(path)
+            data = current if isinstance(current, bytes) else Path(path).read_bytes()
         except FileNotFoundError:
             record["before"] = None
         else:
@@ -161,18 +166,25 @@ class Operation:
                     pending.clear()
                     pending_rels.clear()
 
+            root_prefix = os.path.join(str(self.root), "")
             for path, data in files:
-                path = Path(path)
-                rel = self._rel(path)
+                name = os.path.abspath(path)
+                if name.startswith(root_prefix):  # abspath is normalised: no `..` can climb out
+                    rel = name[len(root_prefix):].replace(os.sep, "/")
+                else:
+                    rel = self._rel(Path(name))
                 if rel in pending_rels:
                     drain()  # the same file twice: its writes must not race
+                current: bytes | None
                 try:
-                    if path.read_bytes() == data:
-                        continue
+                    with open(name, "rb") as fh:
+                        current = fh.read()
                 except FileNotFoundError:
-                    pass
-                self._remember(path, rel)
-                pending.append((path, data))
+                    current = None
+                if current == data:
+                    continue
+                self._remember(Path(name), rel, current)
+                pending.append((Path(name), data))
                 pending_rels.add(rel)
                 if len(pending) >= batch:
                     drain()

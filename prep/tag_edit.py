@@ -15,9 +15,9 @@ from pathlib import Path
 from prep.caption_set import (
     CaptionRecord,
     EditReport,
-    load_dataset,
     plan_tag_changes,
     read_captions,
+    scan_dataset,
     write_planned,
 )
 from prep.captions import parse_caption
@@ -122,40 +122,35 @@ def split_patterns(values: Iterable[str]) -> list[str]:
     return split_tags(values)
 
 
-def _dataset(dataset: Dataset | str | Path, caption_extension: str) -> Dataset:
-    return dataset if isinstance(dataset, Dataset) else load_dataset(dataset, caption_extension)
-
-
 def find_items(dataset: Dataset | str | Path, query: str | Query | None, *,
                caption_extension: str = DEFAULT_CAPTION_EXTENSION,
                warnings: list[str] | None = None) -> list[CaptionRecord]:
     """The items whose (effective) tags match the query, in dataset order."""
-    ds = _dataset(dataset, caption_extension)
+    scan = scan_dataset(dataset, caption_extension)
     parsed = query if isinstance(query, Query) else parse_query(query)
-    records = read_captions(ds.items, warnings)
-    return [r for r in records if parsed.matches_item(r.item, r.effective_tags())]
+    records = read_captions(scan.entries, warnings)
+    return [r for r in records if parsed.matches_record(r)]
 
 
 def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | Query | None = None,
                  dry_run: bool = False, caption_extension: str = DEFAULT_CAPTION_EXTENSION,
                  command: str | None = None) -> EditReport:
     """Apply one edit to every caption the `where` query selects, as one journal operation."""
-    ds = _dataset(dataset, caption_extension)
+    scan = scan_dataset(dataset, caption_extension)
     query = where if isinstance(where, Query) else parse_query(where)
     report = EditReport(dry_run=dry_run)
-    records = read_captions(ds.items, report.warnings)
+    records = read_captions(scan.entries, report.warnings)
     if not edit.creates_captions:
         records = [r for r in records if r.exists]
 
     def apply(record: CaptionRecord) -> list[str] | None:
-        tags = record.effective_tags()
-        if query.terms and not query.matches_item(record.item, tags):
+        if query.terms and not query.matches_record(record):
             return None
-        new = edit.apply(list(tags))
+        new = edit.apply(list(record.effective_tags()))
         if record.exists and new == record.tags:
             return None
         return new
 
     writes = plan_tag_changes(records, apply, report)
-    write_planned(ds.root, command or f"tags {edit.name}", writes, report)
+    write_planned(scan.root, command or f"tags {edit.name}", writes, report)
     return report

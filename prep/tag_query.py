@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prep.captions import KAOMOJI, tag_key, unescape_parens
-from prep.dataset import Item
 from prep.errors import PrepError
+
+if TYPE_CHECKING:
+    from prep.caption_set import CaptionRecord
 
 
 class QueryError(PrepError):
@@ -100,9 +103,11 @@ class Query:
                 concept_name: str | None = None) -> bool:
         return all(term.holds(tags, concept_folder, concept_name) for term in self.terms)
 
-    def matches_item(self, item: Item, tags: Sequence[str]) -> bool:
-        concept = item.concept
-        return self.matches(tags, concept.folder_name if concept else None, concept.name if concept else None)
+    def matches_record(self, record: CaptionRecord) -> bool:
+        """Whether a dataset item matches, by its effective tags and its concept folder."""
+        concept = record.concept
+        return self.matches(record.effective_tags(), concept.folder_name if concept else None,
+                            concept.name if concept else None)
 
 
 def _alternatives(body: str) -> list[str]:
