@@ -103,6 +103,12 @@ def load_lora(path: str | Path) -> LoraFile:
     if path.is_dir():
         raise LoraToolError(f"{path}: is a folder; pass a LoRA .safetensors file")
     header, metadata = read_header(path)
+    if not any(k.endswith(tuple(_SUFFIXES)) for k in header):
+        # decided from the header alone, so a multi-GiB checkpoint passed by mistake is not read
+        what = " (it looks like a model checkpoint)" if any(k.startswith(("model.diffusion_model.", "unet.",
+                                                                          "down_blocks.")) for k in header) else ""
+        raise LoraToolError(f"{path}: no LoRA modules found{what}; expected kohya keys such as "
+                            f"lora_unet_….lora_down.weight")
     from safetensors import safe_open
     try:
         with safe_open(str(path), framework="pt") as fh:
