@@ -1,0 +1,40 @@
+"""Workspaces with real images and captions, and a helper to wait on the app without fixed sleeps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_caption, write_image
+from tui.workspace import init_workspace
+
+ALICE_CAPTIONS = ["alice, 1girl, hat, red hair", "alice, 1girl, hat, smile", "alice, 1girl, red hair, smile"]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An initialised workspace: 2_alice (3 captioned), 1_bob (one captioned, one not, one RGBA)."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    dataset = root / "dataset"
+    for i, text in enumerate(ALICE_CAPTIONS):
+        write_image(dataset / "2_alice" / f"a{i}.png", (96, 80), (40 * i, 90, 160))
+        write_caption(dataset / "2_alice" / f"a{i}.txt", text)
+    write_image(dataset / "1_bob" / "b0.jpg", (80, 96), (10, 200, 10))
+    write_caption(dataset / "1_bob" / "b0.txt", "bob, 1boy, hat")
+    write_image(dataset / "1_bob" / "b1.png", (80, 96), (200, 10, 10))
+    write_image(dataset / "1_bob" / "b2.png", (80, 96), (0, 0, 0, 0), mode="RGBA")
+    write_caption(dataset / "1_bob" / "b2.txt", "bob, 1boy, transparent background")
+    return root
+
+
+async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Let the app run until `condition()` holds (workers post from threads, so poll briefly)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.05)

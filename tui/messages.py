@@ -1,0 +1,81 @@
+"""Messages the workers post to screens: stage progress and results, and the trainer's events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+
+class StageMessage(Message):
+    """Base of the messages of one stage run; `group` names the run (e.g. "validate")."""
+
+    bubble = False  # handled by the screen that started the run
+
+    def __init__(self, group: str) -> None:
+        super().__init__()
+        self.group = group
+
+
+class StageStarted(StageMessage):
+    def __init__(self, group: str, total: int | None) -> None:
+        super().__init__(group)
+        self.total = total
+
+
+class StageProgress(StageMessage):
+    """Items done so far (cumulative, so a newer one may replace an older one still queued)."""
+
+    def __init__(self, group: str, done: int, total: int | None, item: str = "") -> None:
+        super().__init__(group)
+        self.done, self.total, self.item = done, total, item
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StageProgress) and message.group == self.group
+
+
+class StageWarned(StageMessage):
+    def __init__(self, group: str, message: str, path: str = "") -> None:
+        super().__init__(group)
+        self.message, self.path = message, path
+
+
+class StageFinished(StageMessage):
+    """The stage's result record (the summary of its Finished event)."""
+
+    def __init__(self, group: str, summary: Any) -> None:
+        super().__init__(group)
+        self.summary = summary
+
+
+class StageFailed(StageMessage):
+    """The stage raised; `error` is the one-line message a user sees."""
+
+    def __init__(self, group: str, error: str, user_error: bool = True) -> None:
+        super().__init__(group)
+        self.error, self.user_error = error, user_error
+
+
+class TrainerEvent(Message):
+    """One JSON line of the trainer's event stream (a dict with an "event" key)."""
+
+    bubble = False
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the newest step matters for the display; other events are all kept.
+        return (isinstance(message, TrainerEvent) and self.event.get("event") == "step"
+                and message.event.get("event") == "step")
+
+
+class TrainerExited(Message):
+    """The trainer process ended; `stderr_tail` is its last lines of text output."""
+
+    bubble = False
+
+    def __init__(self, returncode: int | None, stderr_tail: str = "") -> None:
+        super().__init__()
+        self.returncode, self.stderr_tail = returncode, stderr_tail

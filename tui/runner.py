@@ -1,0 +1,68 @@
+"""The bridge from a stage's event iterator to the UI: a thread worker that only posts messages.
+
+Stage functions yield `prep.events` (Started, Advanced, Warned, Finished). `run_stage` iterates
+one in a thread worker and posts StageStarted / StageProgress / StageWarned / StageFinished (or
+StageFailed) to the node that started it; handlers on the main thread update the widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from textual.dom import DOMNode
+from textual.worker import Worker, get_current_worker
+
+from prep.errors import UserError
+from prep.events import Advanced, Finished, Started, Warned
+from tui.messages import StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
+
+EventSource = Callable[[], Iterable[Any]]
+
+
+def result_of(function: Callable[..., Any], *args: Any, **kwargs: Any) -> EventSource:
+    """An event source for a fast stage that returns its result: one Finished(result)."""
+
+    def events() -> Iterator[Finished]:
+        yield Finished(function(*args, **kwargs))
+
+    return events
+
+
+def drive(node: DOMNode, group: str, source: EventSource) -> None:
+    """Iterate the stage's events (in the worker thread) and post them to `node` as messages."""
+    worker = get_current_worker()
+    done, total = 0, None
+    events = iter(())
+    try:
+        events = iter(source())
+        for event in events:
+            if worker.is_cancelled:
+                break
+            if isinstance(event, Started):
+                done, total = 0, event.total
+                node.post_message(StageStarted(group, total))
+            elif isinstance(event, Advanced):
+                done += event.n
+                node.post_message(StageProgress(group, done, total, event.item))
+            elif isinstance(event, Warned):
+                node.post_message(StageWarned(group, event.message, event.path))
+            elif isinstance(event, Finished):
+                node.post_message(StageFinished(group, event.summary))
+    except UserError as exc:
+        node.post_message(StageFailed(group, str(exc)))
+    except Exception as exc:
+        # A bug, not a user mistake: say so on screen and keep the traceback (worker state ERROR).
+        node.post_message(StageFailed(group, f"{type(exc).__name__}: {exc}", user_error=False))
+        raise
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # a cancelled generator runs its cleanup (e.g. process pools) now
+
+
+def run_stage(node: DOMNode, group: str, source: EventSource, description: str = "") -> Worker[None]:
+    """Start `source` in a thread worker; a newer run of the same group cancels the older one."""
+    return node.run_worker(lambda: drive(node, group, source), name=group, group=group,
+                           description=description or group, exit_on_error=False, exclusive=True,
+                           thread=True)
