@@ -94,20 +94,18 @@ def escape_parens_all(tags: Iterable[str]) -> list[str]:
 
 
 def parse_replacement(pair: str) -> tuple[str, str]:
-    r"""`OLD=NEW` -> (OLD, NEW), splitting at the first `=` not written as `\=`."""
-    i = 0
-    while True:
-        i = pair.find("=", i)
-        if i < 0:
-            raise ConfigError(f"replace {pair!r}: write OLD=NEW (an empty NEW removes the tag)")
-        if i > 0 and pair[i - 1] == "\\":
-            i += 1
-            continue
-        break
-    old, new = pair[:i].replace("\\=", "="), pair[i + 1:].replace("\\=", "=")
-    if not old.strip():
-        raise ConfigError(f"replace {pair!r}: OLD is empty; write OLD=NEW")
-    return old.strip(), new.strip()
+    r"""`OLD=NEW` -> (OLD, NEW), split at the first `=` that is not `\=` and leaves OLD non-empty.
+
+    A kaomoji OLD needs no escape: `=_==smile` splits after `=_=`.
+    """
+    def old_at(i: int) -> str:
+        return pair[:i].replace("\\=", "=").strip()
+
+    splits = [i for i, ch in enumerate(pair) if ch == "=" and i > 0 and pair[i - 1] != "\\" and old_at(i)]
+    if not splits:
+        raise ConfigError(f"replace {pair!r}: write OLD=NEW (an empty NEW removes the tag; \\= for a literal =)")
+    at = next((i for i in splits if old_at(i) in KAOMOJI), splits[0])
+    return old_at(at), pair[at + 1:].replace("\\=", "=").strip()
 
 
 class Replacements:
