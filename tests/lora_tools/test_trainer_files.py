@@ -65,3 +65,23 @@ def test_resize_merge_extract_on_trained_file(trained: Path, tiny_sd1: Path, tmp
     source, got = load_lora(trained), load_lora(extracted)
     for name, m in source.modules.items():
         assert torch.allclose(got.modules[name].delta(), m.delta(), atol=1e-5), name
+
+
+def test_trained_sdxl_file(tiny_sdxl: Path, tmp_path: Path, capsys):
+    dataset = make_train_dataset(tmp_path / "dataset", images=2)
+    config = tiny_config(tiny_sdxl, dataset, tmp_path / "out", save_precision="fp16", learning_rate=1e-2,
+                         max_train_steps=2, conv_dim=2)
+    path, _ = run_training(config)
+    capsys.readouterr()
+    code, info = run_json(capsys, "lora", "info", str(path), "--json")
+    assert code == 0 and info["architecture"] == "SDXL" and info["precision"] == {"float16": 2 * info["total_modules"]}
+    assert info["modules"]["te1"] > 0 and info["modules"]["te2"] > 0 and not info["dynamic_rank"]
+    code, report = run_json(capsys, "lora", "check", str(path), "--json")
+    assert code == 0 and report["ok"]
+    # text encoder 1's last layer is unused by SDXL conditioning; encoder 2's feeds the pooled embedding
+    assert report["expected_zero"] and all(n.startswith("lora_te1_") for n in report["expected_zero"])
+    merged = tmp_path / "merged"
+    assert main(["lora", "merge", "--base", str(tiny_sdxl), "--lora", str(path), "--out", str(merged),
+                 "--format", "diffusers"]) == 0
+    assert_same(pipeline_class("sdxl").from_pretrained(merged), fused_reference("sdxl", tiny_sdxl, [(path, 1.0)]),
+                COMPONENTS["sdxl"])

@@ -2,7 +2,8 @@
 
 The guide's check for sd-scripts 0.4.0 networks whose weights underflowed to zero. With clip_skip=2 the
 last text-encoder layer never receives a gradient, so its LoRA stays zero legitimately; SDXL always
-takes the penultimate layers of both encoders, so the same holds for their last layers.
+takes the penultimate layer of text encoder 1, so the same holds for its last layer (encoder 2's last
+layer feeds the pooled embedding and trains).
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def expected_zero_modules(lora: LoraFile) -> tuple[set[str], str]:
         match = _TE_LAYER.match(name)
         if match:
             layers[match.group(1)] = max(layers.get(match.group(1), -1), int(match.group(2)))
+    parts = {"te", "te1", "te2"}
     if arch == "SDXL":
-        skip, reason = 2, "SDXL uses the penultimate layer of both text encoders"
+        # text encoder 2's last layer still feeds the pooled embedding, so only encoder 1's is unused
+        skip, reason, parts = 2, "SDXL conditions on the penultimate layer of text encoder 1", {"te1"}
     else:
         try:
             skip = int(float(lora.metadata.get("ss_clip_skip", "1") or 1))
@@ -78,7 +81,7 @@ def expected_zero_modules(lora: LoraFile) -> tuple[set[str], str]:
     expected = set()
     for name in lora.modules:
         match = _TE_LAYER.match(name)
-        if match and int(match.group(2)) > layers[match.group(1)] - (skip - 1):
+        if match and match.group(1) in parts and int(match.group(2)) > layers[match.group(1)] - (skip - 1):
             expected.add(name)
     return expected, reason
 

@@ -74,6 +74,9 @@ def describe(lora: LoraFile) -> dict[str, Any]:
     alphas = Counter(_fmt_number(m.effective_alpha) for m in lora.modules.values())
     conv = [m for m in lora.modules.values() if m.is_conv and m.kernel != (1, 1)]
     conv_ranks = Counter(m.rank for m in conv)
+    linear_ranks = Counter(m.rank for m in lora.modules.values() if not (m.is_conv and m.kernel != (1, 1)))
+    # a conv rank beside a linear rank is LoCon, not a dynamic (resized) file
+    dynamic = len(linear_ranks) > 1 or len(conv_ranks) > 1
     decoded = {k: decode_value(v) for k, v in sorted(lora.metadata.items())}
     training = {}
     for key, label in TRAINING_FIELDS:
@@ -92,7 +95,8 @@ def describe(lora: LoraFile) -> dict[str, Any]:
         "modules": dict(sorted(lora.parts().items())),
         "total_modules": len(lora.modules),
         "ranks": {str(k): v for k, v in sorted(ranks.items())},
-        "dynamic_rank": len(ranks) > 1,
+        "dynamic_rank": dynamic,
+        "linear_ranks": {str(k): v for k, v in sorted(linear_ranks.items())},
         "alphas": dict(sorted(alphas.items(), key=lambda kv: float(kv[0]))),
         "conv": bool(conv),
         "conv_modules": len(conv),
@@ -123,7 +127,7 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append("rank: dynamic")
         lines.extend(_histogram(info["ranks"]))
     else:
-        lines.append(f"rank: {', '.join(info['ranks'])}")
+        lines.append(f"rank: {', '.join(info['linear_ranks'] or info['ranks'])}")
     alphas = info["alphas"]
     lines.append("alpha: " + (", ".join(f"{a} ({n})" for a, n in alphas.items()) if len(alphas) > 1
                               else ", ".join(alphas)))
