@@ -60,8 +60,10 @@ def read_history(dataset: Path):
 class CaptionsScreen(Screen[None]):
     """Tag statistics with a query filter, and the undo journal's history."""
 
+    AUTO_FOCUS = "#tags"  # not the filter: single-key bindings must work when the screen opens
     BINDINGS = [
         Binding("f", "focus_filter", "Filter"),
+        Binding("escape", "focus_table", "Leave filter", show=False),
         Binding("r", "refresh", "Refresh"),
         Binding("u", "undo", "Undo last edit"),
     ]
@@ -96,6 +98,9 @@ class CaptionsScreen(Screen[None]):
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
 
+    def action_focus_table(self) -> None:
+        self.query_one("#tags", DataTable).focus()
+
     def action_refresh(self) -> None:
         self.load_stats(self.query_one("#filter", Input).value)
         run_stage(self, HISTORY, result_of(read_history, self.dataset))
@@ -107,6 +112,7 @@ class CaptionsScreen(Screen[None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
             self.load_stats(event.value)
+            self.action_focus_table()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "undo":

@@ -1,0 +1,129 @@
+"""Train screen: following a real events file, a stand-in trainer process stopped with SIGINT, and
+the real `python -m trainer` failing on an unconfigured workspace."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Log, ProgressBar, Static
+
+from tests.tui.conftest import wait_until
+from tui.app import make_app
+from tui.screens.train import TrainScreen
+from tui.trainer_run import TrainerRun
+from tui.widgets.confirm import ConfirmScreen
+
+pytestmark = pytest.mark.asyncio
+STANDIN = [sys.executable, str(Path(__file__).with_name("standin_trainer.py"))]
+
+
+def log_text(screen: TrainScreen) -> str:
+    return "\n".join(screen.query_one("#train-log", Log).lines)
+
+
+def status(screen: TrainScreen) -> str:
+    return str(screen.query_one("#train-status", Static).render())
+
+
+async def open_train(pilot) -> TrainScreen:
+    await pilot.press("3")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, TrainScreen)
+    return screen
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+
+
+def line(event: str, **fields) -> str:
+    return json.dumps({"event": event, **fields}) + "\n"
+
+
+async def test_follows_an_events_file_as_the_trainer_writes_it(workspace: Path):
+    events = workspace / "events.jsonl"  # not there yet: the tailer waits for it
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        screen.follow(TrainerRun(events=events))
+        bar = screen.query_one("#train-progress", ProgressBar)
+        append(events, line("warning", message="network_alpha 64 > network_dim 32"))
+        append(events, line("start", total_steps=40, epochs=2, images=5, config={}))
+        await wait_until(pilot, lambda: bar.total == 40, what="start event")
+        assert "warning: network_alpha 64 > network_dim 32" in log_text(screen)
+        for step in range(1, 11):
+            append(events, line("step", step=step, epoch=1, loss=0.25, lr=1e-4, it_per_s=2.5, eta_s=(40 - step) / 2.5))
+        # A line the trainer is still writing must wait for its newline.
+        append(events, '{"event": "step", "step": 11, "epoch": 1, "lo')
+        await wait_until(pilot, lambda: bar.progress == 10, what="step 10")
+        await pilot.pause(0.5)
+        assert bar.progress == 10
+        assert status(screen) == "step 10/40  epoch 1  loss 0.2500  lr 1.00e-04  2.50 it/s  ETA 0:12"
+        append(events, 'ss": 0.125, "lr": 5e-05, "it_per_s": 2.0, "eta_s": 3725}\n')
+        await wait_until(pilot, lambda: bar.progress == 11, what="step 11")
+        assert "loss 0.1250" in status(screen) and "ETA 1:02:05" in status(screen)
+        append(events, "not json at all\n" + line("save", step=20, path="output/lora-000001.safetensors"))
+        append(events, line("done", path="output/lora.safetensors", steps=40, seconds=75.0))
+        await app.workers.wait_for_complete()  # a done event ends a file-only tail
+        await pilot.pause()
+        assert bar.progress == 40
+        text = log_text(screen)
+        assert "save at step 20: output/lora-000001.safetensors" in text
+        assert "done: output/lora.safetensors (40 steps, 1:15)" in text
+        assert "not json" not in text
+
+
+async def test_start_and_stop_a_trainer_process(workspace: Path):
+    app = make_app(workspace, trainer_command=STANDIN)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        assert screen.query_one("#stop", Button).disabled
+        await pilot.press("s")
+        assert screen.running and screen.query_one("#start", Button).disabled
+        bar = screen.query_one("#train-progress", ProgressBar)
+        await wait_until(pilot, lambda: (bar.progress or 0) >= 3, what="three steps")
+        assert bar.total == 1000
+
+        await pilot.press("q")  # quitting while training asks first
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is screen and screen.running
+
+        await pilot.click("#stop")
+        await wait_until(pilot, lambda: not screen.running, what="the trainer to exit")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.trainer.process.returncode == 130
+        text = log_text(screen)
+        assert "stop requested" in text and "warning: interrupted at step" in text and "exit code 130" in text
+        assert "stopped" in status(screen)
+        # The screen shows the last step the trainer wrote to its events file.
+        events = [json.loads(x) for x in screen.trainer.events.read_text().splitlines()]
+        assert screen.trainer.events.parent == workspace / ".lorakit" / "runs"
+        last_step = [e for e in events if e["event"] == "step"][-1]["step"]
+        assert bar.progress == last_step < 1000
+        assert f"--config {workspace / 'lorakit.toml'}" in text
+        assert not screen.query_one("#start", Button).disabled
+
+
+async def test_real_trainer_error_is_shown(workspace: Path):
+    """The workspace `--init` writes has no base model: the real trainer says so, and so does the screen."""
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.click("#start")
+        await wait_until(pilot, lambda: screen.trainer is not None and not screen.running, timeout=90,
+                         what="the trainer to fail")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = log_text(screen)
+        assert "error: no base model given; set pretrained_model" in text
+        assert "exit code 1" in text and "exited with code 1" in status(screen)
