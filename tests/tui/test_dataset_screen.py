@@ -47,6 +47,10 @@ async def test_concepts_and_problems_match_the_validate_report(workspace: Path):
         assert ("warning", "has-alpha", "1_bob/b2.png") in {(r[0], r[1], r[2]) for r in shown}
         bar = screen.query_one("#validate-progress", ProgressBar)
         assert bar.total == 6 and bar.progress == 6
+        problems.focus()
+        await pilot.press("down")
+        second = expected.problems[1]
+        assert str(screen.query_one("#problem-detail", Static).render()) == f"{second.path}: {second.message}"
         summary = str(screen.query_one("#dataset-summary", Static).render())
         assert "6 images, 5 captioned" in summary
         # The hook sees a message when posted and when handled: count distinct ones.

@@ -88,7 +88,7 @@ class CaptionsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "Captions"
         self.query_one("#tags", DataTable).add_columns("Tag", "Count")
-        self.query_one("#history", DataTable).add_columns("Id", "Command", "Files", "When")
+        self.query_one("#history", DataTable).add_columns("Id", "Command", "Files", "Started")
         self.action_refresh()
 
     @property
@@ -164,5 +164,6 @@ class CaptionsScreen(Screen[None]):
         table.clear()
         for info in reversed(history):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.started))
-            table.add_row(info.id, info.command, info.count, f"{when} ({info.state})", key=info.id)
+            state = "" if info.state == "done" else f" ({info.state})"  # e.g. interrupted: still undoable
+            table.add_row(info.id, info.command, info.count, when + state, key=info.id)
         self.query_one("#undo", Button).disabled = not history

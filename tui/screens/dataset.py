@@ -12,9 +12,22 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.messages import StageFailed, StageFinished, StageProgress, StageStarted
 from tui.runner import run_stage
+from tui.workspace import Workspace
 
 GROUP = "validate"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
+
+
+def validate_options(workspace: Workspace, deep: bool):
+    """The stage's options: the workspace's `[validate]` table, over the workspace's reg folder."""
+    from prep.config import resolve, workspace_table
+    from prep.validate import ValidateOptions
+
+    table, source = workspace_table(workspace.dataset, "validate")
+    options = resolve(ValidateOptions, None, table, source)
+    if options.reg is None and workspace.reg is not None:
+        options = dataclasses.replace(options, reg=workspace.reg)
+    return dataclasses.replace(options, deep=deep or options.deep)
 
 
 class DatasetScreen(Screen[None]):
@@ -25,6 +38,10 @@ class DatasetScreen(Screen[None]):
         Binding("d", "validate(True)", "Deep validate"),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list = []  # the report's Problems, indexed by the problems table's row keys
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="dataset-path", classes="path")
@@ -34,6 +51,7 @@ class DatasetScreen(Screen[None]):
         yield ProgressBar(id="validate-progress", show_eta=False)
         yield Static("Problems", classes="heading")
         yield DataTable(id="problems", cursor_type="row", zebra_stripes=True)
+        yield Static(id="problem-detail", classes="summary")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -43,30 +61,24 @@ class DatasetScreen(Screen[None]):
         self.query_one("#problems", DataTable).add_columns("Severity", "Code", "Path", "Message")
         self.action_validate(False)
 
-    def validate_options(self, deep: bool):
-        """The stage's options: the workspace's `[validate]` table over the workspace's reg folder."""
-        from prep.config import resolve, workspace_table
-        from prep.validate import ValidateOptions
-
-        workspace = self.app.workspace
-        table, source = workspace_table(workspace.dataset, "validate")
-        options = resolve(ValidateOptions, None, table, source)
-        if options.reg is None and workspace.reg is not None:
-            options = dataclasses.replace(options, reg=workspace.reg)
-        return dataclasses.replace(options, deep=deep or options.deep)
-
     def action_validate(self, deep: bool) -> None:
         from prep.validate import iter_validate
 
         summary = self.query_one("#dataset-summary", Static)
         summary.update("validating (reading every image)…" if deep else "validating…")
         self.query_one("#validate-progress", ProgressBar).update(total=None, progress=0)
-        dataset = self.app.workspace.dataset
+        workspace = self.app.workspace  # read here: the worker thread touches no app state
 
         def events():
-            return iter_validate(dataset, self.validate_options(deep))
+            return iter_validate(workspace.dataset, validate_options(workspace, deep))
 
-        run_stage(self, GROUP, events, f"validate {dataset}")
+        run_stage(self, GROUP, events, f"validate {workspace.dataset}")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The whole message of the highlighted problem (the table cuts long ones)."""
+        if event.data_table.id == "problems" and event.row_key.value is not None:
+            found = self.problems[int(event.row_key.value)]
+            self.query_one("#problem-detail", Static).update(f"{found.path}: {found.message}")
 
     def on_stage_started(self, message: StageStarted) -> None:
         if message.group == GROUP:
@@ -92,6 +104,8 @@ class DatasetScreen(Screen[None]):
             for concept in group:
                 concepts.add_row(prefix + concept.folder, concept.repeats, concept.images, concept.captioned,
                                  f"{concept.share:.0%}", key=prefix + concept.folder)
+        self.problems = report.problems
+        self.query_one("#problem-detail", Static).update("")
         problems = self.query_one("#problems", DataTable)
         problems.clear()
         for index, found in enumerate(report.problems):
