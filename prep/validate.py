@@ -224,7 +224,7 @@ def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: Val
 
 
 def _duplicate_problems(jobs: list[tuple[FolderScan, str]], infos: list[ImageInfo]) -> list[Problem]:
-    candidates = [(index, jobs[index][0].path_of(jobs[index][1]), info.digest, info.file_size, info.head_hash)
+    candidates = [(index, jobs[index][0].path_of(jobs[index][1]), info.file_size, info.head_hash)
                   for index, info in enumerate(infos) if info.failure != UNREADABLE and info.file_size > 0]
     found: list[Problem] = []
     for copy, original in find_duplicates(candidates):

@@ -29,22 +29,18 @@ def file_digest(path: str) -> bytes | None:
     return digest.digest()
 
 
-def find_duplicates(files: Iterable[tuple[int, str, bytes, int, int]]) -> Iterator[tuple[int, int]]:
+def find_duplicates(files: Iterable[tuple[int, str, int, int]]) -> Iterator[tuple[int, int]]:
     """Yield (key of a copy, key of the first file with the same bytes), in key order.
 
-    Each file is (key, path, digest, size, head_hash). A known digest decides at once; otherwise
-    files are grouped by size and a hash of their first bytes, and only groups of two or more are hashed.
+    Each file is (key, path, size, head_hash): files are grouped by size and a hash of their first
+    bytes, and only groups of two or more are read in full.
     """
-    groups: dict[tuple, list[tuple[int, str]]] = {}
-    for key, path, digest, size, head_hash in files:
-        group_key = (digest,) if digest else (size, head_hash)
-        groups.setdefault(group_key, []).append((key, path))
+    groups: dict[tuple[int, int], list[tuple[int, str]]] = {}
+    for key, path, size, head_hash in files:
+        groups.setdefault((size, head_hash), []).append((key, path))
     copies: list[tuple[int, int]] = []
-    for group_key, group in groups.items():
+    for group in groups.values():
         if len(group) < 2:
-            continue
-        if len(group_key) == 1:  # already a full digest
-            copies.extend((key, group[0][0]) for key, _path in group[1:])
             continue
         first_by_digest: dict[bytes, int] = {}
         for key, path in group:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zlib
@@ -36,11 +35,10 @@ class ImageInfo:
     failure: str = ""  # "", UNREADABLE, CORRUPT or BOMB
     detail: str = ""
     head_hash: int = -1  # Adler-32 of the first HEAD_BYTES: with file_size, who may be a copy
-    digest: bytes = b""  # BLAKE2b of all bytes, when the whole file was read anyway (--deep)
 
     def as_tuple(self) -> tuple:
         return (self.file_size, self.format, self.width, self.height, self.has_alpha, self.failure,
-                self.detail, self.head_hash, self.digest)
+                self.detail, self.head_hash)
 
 
 def _os_reason(exc: OSError) -> str:
@@ -146,7 +144,7 @@ def init_decode_worker() -> None:
 
 
 def decode_info(path: str) -> ImageInfo:
-    """Read the whole file once: hash it and have Pillow decode every pixel."""
+    """Read the whole file once and have Pillow decode every pixel."""
     import io
 
     try:
@@ -166,13 +164,8 @@ def decode_info(path: str) -> ImageInfo:
         os.close(fd)
     data = b"".join(parts)
     info = pillow_info(io.BytesIO(data), len(data), decode=True)
-    info.digest = hashlib.blake2b(data, digest_size=20).digest()
+    info.head_hash = zlib.adler32(data[:HEAD_BYTES])
     return info
-
-
-def header_chunk(paths: Iterable[str]) -> list[tuple]:
-    """Header facts of each image (run in a worker process); results as ImageInfo tuples."""
-    return [header_info(path).as_tuple() for path in paths]
 
 
 def decode_chunk(paths: Iterable[str]) -> list[tuple]:
