@@ -151,23 +151,24 @@ def ready_tensor_loop(count: int, session, tensors: list[np.ndarray]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(images: list[Path], work: Path, name: str, baseline, ours, rounds: int) -> tuple[float, float]:
-    """Total seconds of baseline and ours, run in alternating slices so that the load other
+def interleaved(images: list[Path], work: Path, name: str, baseline, ours, rounds: int) -> dict[str, float]:
+    """Wall and CPU seconds of baseline and ours, run in alternating slices so that the load other
     processes put on the machine during the run falls on both about equally."""
-    base_s = ours_s = 0.0
+    totals = {"base": 0.0, "ours": 0.0, "base_cpu": 0.0, "ours_cpu": 0.0}
     step = -(-len(images) // rounds)
     for r in range(rounds):
         part = images[r * step:(r + 1) * step]
         if not part:
             break
-        first, second = (baseline, ours) if r % 2 == 0 else (ours, baseline)
-        for fn in (first, second):
-            seconds = fn(part, link_folder(work / f"{name}{r}", part)) if fn is ours else fn(part)
-            if fn is ours:
-                ours_s += seconds
+        order = ("base", "ours") if r % 2 == 0 else ("ours", "base")
+        for which in order:
+            cpu = time.process_time()  # all threads of this process
+            if which == "ours":
+                totals["ours"] += ours(part, link_folder(work / f"{name}{r}", part))
             else:
-                base_s += seconds
-    return base_s, ours_s
+                totals["base"] += baseline(part)
+            totals[f"{which}_cpu"] += time.process_time() - cpu
+    return totals
 
 
 def peak_rss_mib(folder: Path, model: Path) -> tuple[float, float]:
@@ -203,6 +204,7 @@ def main() -> int:
     tiny = tiny_model(work / "tiny")
     heavy = heavy_model(work / "heavy")
     rows = []
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
     # (a) tiny model: the stage against the sequential loop, on the same session.
     subset = images[: args.count]
@@ -216,12 +218,14 @@ def main() -> int:
         written += summary.written
         return seconds
 
-    loop_s, ours_s = interleaved(subset, work, "a", lambda part: sequential_loop(part, loaded.session), ours_a,
-                                 args.rounds)
+    t = interleaved(subset, work, "a", lambda part: sequential_loop(part, loaded.session), ours_a, args.rounds)
     assert written == len(subset), written
-    loop_ips, ours_ips = len(subset) / loop_s, len(subset) / ours_s
+    loop_ips, ours_ips = len(subset) / t["base"], len(subset) / t["ours"]
     rows.append((f"(a) tiny model, {len(subset)} JPEGs", f"{ours_ips:.1f} img/s", f"{loop_ips:.1f} img/s (sequential loop)",
                  f"{ours_ips / loop_ips:.2f}x", ">= 2x"))
+    ours_ms, loop_ms = t["ours_cpu"] / len(subset) * 1000, t["base_cpu"] / len(subset) * 1000
+    rows.append(("(a) CPU time per image (all threads)", f"{ours_ms:.1f} ms", f"{loop_ms:.1f} ms", f"{loop_ms / ours_ms:.2f}x less",
+                 f"idle {cores} cores: up to {cores * loop_ms / ours_ms:.1f}x"))
 
     # (b) heavy model: the stage against the same session on ready tensors.
     subset = images[: args.heavy_count]
@@ -231,8 +235,9 @@ def main() -> int:
     ready = [reference_preprocess(Image.open(p), side)[0] for p in subset[:32]]
     tensors = [np.stack(ready[i:i + 8]) for i in range(0, 32, 8)]
     loaded.session.run(tensors[0])  # warm-up
-    bare_s, ours_s = interleaved(subset, work, "b", lambda part: ready_tensor_loop(len(part), loaded.session, tensors),
-                                 lambda part, folder: run_stage(folder, loaded, config)[0], args.rounds)
+    t = interleaved(subset, work, "b", lambda part: ready_tensor_loop(len(part), loaded.session, tensors),
+                    lambda part, folder: run_stage(folder, loaded, config)[0], args.rounds)
+    bare_s, ours_s = t["base"], t["ours"]
     per_image_ms = bare_s / len(subset) * 1000
     rows.append((f"(b) heavy model ({per_image_ms:.0f} ms/img), {len(subset)} JPEGs", f"{len(subset) / ours_s:.1f} img/s",
                  f"{len(subset) / bare_s:.1f} img/s (session on ready tensors)", f"{bare_s / ours_s:.2f}", ">= 0.8"))
@@ -246,7 +251,6 @@ def main() -> int:
     if len(peaks) >= 2:
         rows.append((f"(c) peak RSS {sizes[-1]} / {sizes[0]} images", "", "", f"{peaks[-1] / peaks[0]:.2f}", "~1.0 (flat)"))
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"### benchmarks/tagger.py — {cores} CPU cores, load average {os.getloadavg()[0]:.1f} at the end\n")
     print("| measurement | lorakit tag | baseline (same run) | ratio | target |")
     print("|---|---|---|---|---|")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +91,14 @@ def open_session(model_path: Path, device: str = "auto", threads: int | None = N
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(device)
     try:
-        session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        # onnxruntime prints its CUDA fall-back notice on stdout, which must stay clean for --json.
+        with contextlib.redirect_stdout(sys.stderr):
+            if CUDA in providers and hasattr(ort, "preload_dlls"):
+                try:
+                    ort.preload_dlls()  # CUDA/cuDNN from pip packages (nvidia-*), when installed
+                except Exception:  # noqa: BLE001 - best effort; the session reports what it got
+                    pass
+            session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TaggerError(f"{model_path}: onnxruntime cannot load this model ({detail})") from None
