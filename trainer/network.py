@@ -63,7 +63,9 @@ class LoRAModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         org = self._org_forward(x)
-        lx = self.lora_down(x.to(self.lora_down.weight.dtype) if not torch.is_autocast_enabled(x.device.type) else x)
+        if x.dtype != self.lora_down.weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            x = x.to(self.lora_down.weight.dtype)
+        lx = self.lora_down(x)
         if self.dropout and self.training:
             lx = torch.nn.functional.dropout(lx, p=self.dropout)
         lx = self.lora_up(lx)

@@ -16,8 +16,28 @@ if TYPE_CHECKING:
 CHUNK = 75
 
 
+_TOKEN_CACHE: dict[tuple[int, str, int], torch.Tensor] = {}
+_TOKEN_CACHE_LIMIT = 4096
+
+
 def tokenize_chunks(tokenizer, captions: list[str], max_token_length: int) -> torch.Tensor:
-    """Token ids, shape (batch, chunks, 77)."""
+    """Token ids, shape (batch, chunks, 77); repeated captions are tokenized once."""
+    import torch
+
+    rows = []
+    for caption in captions:
+        key = (id(tokenizer), caption, max_token_length)
+        row = _TOKEN_CACHE.get(key)
+        if row is None:
+            row = _tokenize_chunks(tokenizer, [caption], max_token_length)[0]
+            if len(_TOKEN_CACHE) >= _TOKEN_CACHE_LIMIT:
+                _TOKEN_CACHE.clear()
+            _TOKEN_CACHE[key] = row
+        rows.append(row)
+    return torch.stack(rows)
+
+
+def _tokenize_chunks(tokenizer, captions: list[str], max_token_length: int) -> torch.Tensor:
     import torch
 
     model_max = 77
