@@ -124,6 +124,15 @@ class TrainerRun:
         return "\n".join(kept[-lines:])
 
 
+def latest_events(runs: Path) -> Path | None:
+    """The newest run's events file in the workspace's runs folder."""
+    try:
+        files = [p for p in Path(runs).glob("*.jsonl") if p.is_file()]
+    except OSError:
+        return None
+    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name), default=None)
+
+
 def format_duration(seconds: float | None) -> str:
     """`1:02:03` / `2:03`; "?" when unknown."""
     if seconds is None or not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:

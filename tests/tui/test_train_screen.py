@@ -4,6 +4,7 @@ the real `python -m trainer` failing on an unconfigured workspace."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -127,3 +128,28 @@ async def test_real_trainer_error_is_shown(workspace: Path):
         text = log_text(screen)
         assert "error: no base model given; set pretrained_model" in text
         assert "exit code 1" in text and "exited with code 1" in status(screen)
+
+
+async def test_reopening_shows_the_last_run(workspace: Path):
+    runs = workspace / ".lorakit" / "runs"
+    runs.mkdir(parents=True)
+    old = runs / "20260101-100000.jsonl"
+    old.write_text(line("start", total_steps=5, epochs=1, images=5, config={})
+                   + "".join(line("step", step=s, epoch=1, loss=0.1, lr=1e-4, it_per_s=1.0, eta_s=5 - s)
+                             for s in range(1, 4)))
+    newest = runs / "20260102-100000.jsonl"
+    newest.write_text(line("start", total_steps=8, epochs=2, images=4, config={})
+                      + "".join(line("step", step=s, epoch=1 + s // 5, loss=0.2, lr=1e-4, it_per_s=2.0, eta_s=None)
+                                for s in range(1, 9))
+                      + line("done", path="output/lora.safetensors", steps=8, seconds=4.0))
+    os.utime(old, (1, 1))  # the newest by time is the one shown
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        bar = screen.query_one("#train-progress", ProgressBar)
+        assert (bar.total, bar.progress) == (8, 8)
+        assert f"last run: {newest}" in log_text(screen)
+        assert status(screen).startswith("step 8/8  epoch 2") and status(screen).endswith("finished")
+        assert not screen.running and not screen.query_one("#start", Button).disabled

@@ -89,6 +89,9 @@ class CaptionsScreen(Screen[None]):
         self.sub_title = "Captions"
         self.query_one("#tags", DataTable).add_columns("Tag", "Count")
         self.query_one("#history", DataTable).add_columns("Id", "Command", "Files", "Started")
+
+    def on_screen_resume(self) -> None:
+        # Each time the screen is shown (first time included): captions may have changed meanwhile.
         self.action_refresh()
 
     @property

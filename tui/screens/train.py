@@ -16,7 +16,14 @@ from textual.widgets import Button, Footer, Header, Log, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui.messages import TrainerEvent, TrainerExited
-from tui.trainer_run import TERMINAL_EVENTS, EventTail, TrainerRun, describe_event, format_step
+from tui.trainer_run import (
+    TERMINAL_EVENTS,
+    EventTail,
+    TrainerRun,
+    describe_event,
+    format_step,
+    latest_events,
+)
 
 POLL_SECONDS = 0.2
 
@@ -53,6 +60,10 @@ class TrainScreen(Screen[None]):
         workspace = self.app.workspace
         self.query_one("#train-config", Static).update(
             f"Config: {workspace.config_file} [train]   Output: {workspace.output}")
+        last = latest_events(workspace.runs)
+        if last is not None:  # show where the last run got to (live, if it still runs in the background)
+            self.query_one("#train-log", Log).write_line(f"last run: {last}")
+            self.follow(TrainerRun(events=last))
 
     @property
     def command(self) -> Sequence[str]:
@@ -125,8 +136,12 @@ class TrainScreen(Screen[None]):
             self.query_one("#train-status", Static).update(format_step(event, self.total))
         if name in TERMINAL_EVENTS:
             self.finished = event
-        if name == "done" and self.total:
-            bar.update(progress=self.total)
+        if name == "done":
+            if self.total:
+                bar.update(progress=self.total)
+            self.show_verdict(Text("finished", style="bold green"))
+        elif name == "error":
+            self.show_verdict(Text("failed: see the log", style="bold red"))
         line = describe_event(event)
         if line is not None:
             self.query_one("#train-log", Log).write_line(line)
@@ -147,6 +162,10 @@ class TrainScreen(Screen[None]):
                 for line in message.stderr_tail.splitlines():  # failed before it could write an event
                     log.write_line(line)
         log.write_line(f"exit code {code}")
+        self.show_verdict(verdict)
+
+    def show_verdict(self, verdict: Text) -> None:
+        """The status line: the last step's figures, then how the run ended."""
         status = self.query_one("#train-status", Static)
         status.update(Text.assemble(format_step(self.last_step, self.total) + "   ", verdict)
                       if self.last_step else verdict)
