@@ -111,17 +111,30 @@ def load_bgr(path: str | os.PathLike[str], size: int) -> np.ndarray:
 
 def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:
     """Decode an image file and prepare it; raise ImageLoadError with a one-line reason."""
+    _quiet_large_image_warning()
     try:
-        with warnings.catch_warnings():
-            # Large images are legitimate here; only the hard bomb limit (an error) stops one.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return prepare_rgb(image, size)
+        with Image.open(path) as image:
+            image.load()
+            return prepare_rgb(image, size)
     except MemoryError:
         raise ImageLoadError("not enough memory to decode it") from None
     except Exception as exc:  # noqa: BLE001 - hostile files raise anything; the run must go on
         raise ImageLoadError(_reason(exc)) from None
+
+
+_WARNING_FILTERED = False
+
+
+def _quiet_large_image_warning() -> None:
+    """Large images are legitimate here; only the hard bomb limit (an error) stops one.
+
+    Installed once, process-wide: `warnings.catch_warnings` is not thread-safe, and the decoding
+    threads would race on it.
+    """
+    global _WARNING_FILTERED
+    if not _WARNING_FILTERED:
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        _WARNING_FILTERED = True
 
 
 def _reason(exc: BaseException) -> str:

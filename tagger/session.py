@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes.util
+import io
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,22 +91,28 @@ def open_session(model_path: Path, device: str = "auto", threads: int | None = N
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(device)
     try:
-        # onnxruntime prints its CUDA fall-back notice on stdout, which must stay clean for --json.
-        with contextlib.redirect_stdout(sys.stderr):
-            if CUDA in providers and hasattr(ort, "preload_dlls"):
-                try:
-                    ort.preload_dlls()  # CUDA/cuDNN from pip packages (nvidia-*), when installed
-                except Exception:  # noqa: BLE001 - best effort; the session reports what it got
-                    pass
+        # A CUDA provider that cannot load makes onnxruntime print a screenful (on stdout, which
+        # must stay clean for --json, and from its C++ logger); the session says what it got.
+        with contextlib.redirect_stdout(io.StringIO()):
+            if CUDA in providers:
+                ort.set_default_logger_severity(4)
+                if hasattr(ort, "preload_dlls"):
+                    try:
+                        ort.preload_dlls()  # CUDA/cuDNN from pip packages (nvidia-*), when installed
+                    except Exception:  # noqa: BLE001 - best effort
+                        pass
             session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TaggerError(f"{model_path}: onnxruntime cannot load this model ({detail})") from None
+    finally:
+        if CUDA in providers:
+            ort.set_default_logger_severity(2)  # onnxruntime's default: warnings
     active = session.get_providers()[0]
     if device == "cuda" and active != CUDA:
         raise TaggerError(
-            "--device cuda: onnxruntime cannot use CUDA here (no GPU, or onnxruntime-gpu and the CUDA/cuDNN "
-            "libraries do not match); use --device cpu"
+            f"--device cuda: onnxruntime {ort.__version__} cannot use CUDA here (no GPU, or the CUDA/cuDNN "
+            "libraries onnxruntime-gpu needs are not installed: see onnxruntime.ai/docs/install); use --device cpu"
         )
     layout = read_layout(session, model_path, label_count)
     return TaggerSession(session, layout, active)

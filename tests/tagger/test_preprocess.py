@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import tagger.preprocess as preprocess
 from tagger.preprocess import ImageLoadError, load_rgb, prepare_rgb, reference_preprocess, to_model_input
 
 
@@ -91,3 +94,17 @@ def test_load_rgb_reports_corrupt_and_truncated_files(tmp_path):
     with pytest.raises(ImageLoadError, match="disappeared"):
         load_rgb(tmp_path / "missing.jpg", 448)
     np.testing.assert_array_equal(load_rgb(good, 448), prepare_rgb(Image.open(good), 448))
+
+
+def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (400, 300)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # 120,000 px is more than twice this
+    with pytest.raises(ImageLoadError, match="exceeds limit"):
+        load_rgb(path, 448)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # over the limit, under twice it: decoded, quietly
+    monkeypatch.setattr(preprocess, "_WARNING_FILTERED", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert load_rgb(path, 448).shape == (448, 448, 3)
+    assert not caught

@@ -157,3 +157,14 @@ def test_cli_subprocess_end_to_end(folder, model, run_cli):
     assert "CPUExecutionProvider" in r.out and "2 written" in r.out and "1 skipped" in r.out
     r = run_cli("undo", folder)
     assert r.code == 0 and not (folder / "new.txt").exists()
+
+
+def test_device_choice_is_reported(folder, model, tag):
+    code, out, err = tag(folder, "--model", model, "--device", "cpu", "--json", "--dry-run")
+    assert code == 0 and json.loads(out)["provider"] == "CPUExecutionProvider"
+    code, out, err = tag(folder, "--model", model, "--device", "cuda", "--json", "--dry-run")
+    if code == 0:  # a machine with a working CUDA onnxruntime
+        assert json.loads(out)["provider"] == "CUDAExecutionProvider"
+    else:
+        assert code == 1 and len(err.strip().splitlines()) == 1 and "--device cpu" in err, err
+        assert out == ""
