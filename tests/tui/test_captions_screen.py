@@ -115,3 +115,13 @@ async def test_undo_with_empty_history_changes_nothing(workspace: Path):
         await pilot.pause()
         assert app.screen is screen  # no confirmation: there is nothing to undo
     assert {path: path.read_bytes() for path in dataset.rglob("*.txt")} == before
+
+
+async def test_a_long_tag_list_is_capped(workspace: Path, monkeypatch):
+    monkeypatch.setattr(CaptionsScreen, "MAX_ROWS", 2)
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_captions(pilot)
+        table = screen.query_one("#tags", DataTable)
+        assert table.row_count == 2 and counts(table) == dict(tag_stats(workspace / "dataset").counts[:2])
+        assert "(the 2 most used shown)" in str(screen.query_one("#tags-summary", Static).render())

@@ -98,3 +98,18 @@ async def test_deep_validate_finds_a_truncated_image(workspace: Path):
         await wait_until(pilot, lambda: screen.query_one("#problems", DataTable).row_count > 0)
         found = {(r[1], r[2]) for r in rows(screen.query_one("#problems", DataTable))}
         assert ("corrupt-image", "2_alice/a0.png") in found
+
+
+async def test_a_long_problem_list_is_capped_errors_first(workspace: Path, monkeypatch):
+    monkeypatch.setattr(DatasetScreen, "MAX_ROWS", 3)
+    write_image(workspace / "dataset" / "stray.png", (96, 96))  # one error among many warnings
+    expected = validate(workspace / "dataset", ValidateOptions(reg=workspace / "reg"))
+    assert len(expected.problems) > 3 and len(expected.errors) == 1
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await validated(pilot)
+        shown = rows(screen.query_one("#problems", DataTable))
+        assert len(shown) == 3 and (shown[0][0], shown[0][1]) == ("error", "stray-image")
+        assert [r[2] for r in shown[1:]] == [p.path for p in expected.warnings[:2]]
+        summary = str(screen.query_one("#dataset-summary", Static).render())
+        assert f"showing 3 of {len(expected.problems)} problems" in summary

@@ -60,6 +60,7 @@ def read_history(dataset: Path):
 class CaptionsScreen(Screen[None]):
     """Tag statistics with a query filter, and the undo journal's history."""
 
+    MAX_ROWS = 2000  # tags beyond the most used ones are typos and one-offs; filter to see them
     AUTO_FOCUS = "#tags"  # not the filter: single-key bindings must work when the screen opens
     BINDINGS = [
         Binding("f", "focus_filter", "Filter"),
@@ -154,9 +155,11 @@ class CaptionsScreen(Screen[None]):
     def show_counts(self, result: FilteredCounts) -> None:
         table = self.query_one("#tags", DataTable)
         table.clear()
-        for tag, count in result.counts:
+        for tag, count in result.counts[: self.MAX_ROWS]:
             table.add_row(tag, count, key=tag)
         where = f" matching '{result.query}'" if result.query.strip() else ""
+        if len(result.counts) > self.MAX_ROWS:
+            where += f" (the {self.MAX_ROWS} most used shown)"
         note = f"; {len(result.warnings)} warning(s): {result.warnings[0]}" if result.warnings else ""
         self.query_one("#tags-summary", Static).update(
             f"{result.captions} caption(s){where}, {len(result.counts)} distinct tag(s){note}")

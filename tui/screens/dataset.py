@@ -33,6 +33,7 @@ def validate_options(workspace: Workspace, deep: bool):
 class DatasetScreen(Screen[None]):
     """Runs `prep.validate.iter_validate` on the workspace dataset (on open, and on `v`)."""
 
+    MAX_ROWS = 2000
     BINDINGS = [
         Binding("v", "validate(False)", "Validate"),
         Binding("d", "validate(True)", "Deep validate"),
@@ -104,11 +105,14 @@ class DatasetScreen(Screen[None]):
             for concept in group:
                 concepts.add_row(prefix + concept.folder, concept.repeats, concept.images, concept.captioned,
                                  f"{concept.share:.0%}", key=prefix + concept.folder)
-        self.problems = report.problems
+        shown = report.problems
+        if len(shown) > self.MAX_ROWS:  # a table of tens of thousands of rows stalls the screen
+            shown = (report.errors + report.warnings)[: self.MAX_ROWS]
+        self.problems = shown
         self.query_one("#problem-detail", Static).update("")
         problems = self.query_one("#problems", DataTable)
         problems.clear()
-        for index, found in enumerate(report.problems):
+        for index, found in enumerate(shown):
             problems.add_row(Text(found.severity, style=SEVERITY_STYLE.get(found.severity, "")), found.code,
                              found.path, found.message, key=str(index))
         bar = self.query_one("#validate-progress", ProgressBar)
@@ -117,4 +121,5 @@ class DatasetScreen(Screen[None]):
         self.query_one("#dataset-summary", Static).update(
             f"{report.images} images, {report.captioned} captioned, {report.steps_per_epoch} steps per epoch "
             f"(batch {report.batch_size}); {len(report.errors)} error(s), {len(report.warnings)} warning(s): "
-            f"{verdict}")
+            f"{verdict}" + (f"; showing {len(shown)} of {len(report.problems)} problems, errors first "
+                            f"(`lorakit validate` lists them all)" if len(shown) < len(report.problems) else ""))
