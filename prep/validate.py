@@ -22,7 +22,7 @@ from prep.images import FORMAT_EXTENSIONS
 from prep.validation.caption_checks import CaptionStats, check_folder_captions
 from prep.validation.duplicates import find_duplicates
 from prep.validation.inspect import BOMB, CORRUPT, UNREADABLE, ImageInfo
-from prep.validation.report import CODES, ConceptSummary, Problem, ValidationReport, problem
+from prep.validation.report import CODES, ConceptSummary, Problem, ValidationReport, display_name, problem
 from prep.validation.runner import Inspection
 from prep.validation.scan import ConceptScan, FolderScan, TreeScan, scan_tree, suffix_of
 
@@ -117,7 +117,7 @@ def _validate_events(root: Path, options: ValidateOptions) -> Iterator[Event]:
         infos: list[ImageInfo] = []
         for batch in inspection.batches():
             infos.extend(batch)
-            yield Advanced(len(batch), jobs[len(infos) - 1][1])
+            yield Advanced(len(batch), display_name(jobs[len(infos) - 1][1]))
     finally:
         inspection.close()
     pixel_limit = _pixel_limit()
@@ -236,8 +236,6 @@ def _duplicate_problems(jobs: list[tuple[FolderScan, str]], infos: list[ImageInf
 
 
 def _summary(concept: ConceptScan, captioned: int) -> ConceptSummary:
-    from prep.validation.report import display_name
-
     return ConceptSummary(display_name(concept.folder), display_name(concept.name), concept.repeats,
                           len(concept.scan.images), captioned)
 

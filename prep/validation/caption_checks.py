@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption
-from prep.clip_tokens import MAX_TOKEN_LENGTHS, count_tokens
+from prep.clip_tokens import MAX_TOKEN_LENGTHS, count_tokens, recommended_max_token_length
 from prep.validation.report import ERROR, WARNING, Problem, display_name, problem
 from prep.validation.scan import FolderScan, suffix_of
 
@@ -88,12 +88,14 @@ def check_folder_captions(scan: FolderScan, concept_name: str, caption_extension
                 "ambiguous-caption", caption_rel,
                 f"{' and '.join(images)} share the stem {stem!r}, so both train with {caption}; "
                 "rename all but one"))
+        long_rel = caption_rel
         if caption in caption_names:
             captioned += len(images)
             tokens = _check_caption_file(scan, caption, problems, stats)
         elif caption in unreadable_names:
             tokens = 0  # reported as unreadable with the folder listing
         else:
+            long_rel = scan.rel_of(images[0])  # the concept name is its caption
             for image in images:
                 problems.append(problem(
                     "missing-caption", scan.rel_of(image),
@@ -104,34 +106,27 @@ def check_folder_captions(scan: FolderScan, concept_name: str, caption_extension
             stats.longest_tokens = tokens
         if tokens > HARD_TOKEN_LIMIT:
             problems.append(problem(
-                "caption-too-long", caption_rel,
+                "caption-too-long", long_rel,
                 f"{tokens} CLIP tokens; nothing trains more than {HARD_TOKEN_LIMIT}: shorten the caption",
                 ERROR))
         elif max_token_length is not None and tokens > max_token_length:
             problems.append(problem(
-                "caption-too-long", caption_rel,
+                "caption-too-long", long_rel,
                 f"{tokens} CLIP tokens, over --max-token-length {max_token_length}: the rest is cut off "
-                f"in training (use --max-token-length {_fitting_length(tokens)} or shorten it)",
+                f"in training (use --max-token-length {recommended_max_token_length(tokens)} or shorten it)",
                 WARNING))
     claimed = {stem + caption_extension for stem in by_stem}
+    lowered = {name.lower(): name for name in claimed}
     unsupported_stems = {stem_of(name) for name in scan.unsupported}
     for name in scan.captions:
         if name in claimed or stem_of(name) in unsupported_stems:
             continue
         hint = ""
-        lowered = {c.lower(): c for c in claimed}
         if name.lower() in lowered:
             hint = f" (kohya looks for {lowered[name.lower()]}; names are case-sensitive)"
         problems.append(problem("orphan-caption", scan.rel_of(name),
                                 f"no image with the stem {stem_of(name)!r} uses this caption{hint}"))
     return captioned, problems
-
-
-def _fitting_length(tokens: int) -> int:
-    for length in MAX_TOKEN_LENGTHS:
-        if tokens <= length:
-            return length
-    return MAX_TOKEN_LENGTHS[-1]
 
 
 def _check_caption_file(scan: FolderScan, caption: str, problems: list[Problem],

@@ -161,3 +161,23 @@ def test_broken_pool_finishes_in_this_process(tmp_path: Path):
     out = json.loads(proc.stdout)
     assert out["images"] == 5
     assert [p["path"] for p in out["problems"] if p["code"] == "corrupt-image"] == ["1_x/cut.png"]
+
+
+def test_thousands_of_orphan_captions(tmp_path: Path):
+    root = tmp_path / "ds"
+    folder = root / "1_x"
+    picture(folder / "only.png")
+    for i in range(3000):
+        (folder / f"c{i:04d}.txt").write_bytes(b"x")
+    report = check(root)
+    assert len(by_code(report, "orphan-caption")) == 3000
+    assert by_code(report, "missing-caption") == ["1_x/only.png"]
+
+
+def test_long_concept_name_fallback_is_reported_on_the_image(tmp_path: Path):
+    root = tmp_path / "ds"
+    picture(root / ("1_" + " ".join("a" * 100)) / "a.png")  # 100 tokens in 201 bytes
+    report = check(root, max_token_length=75)
+    problem = only(report, "caption-too-long")
+    assert problem.severity == "warning" and problem.path.endswith("/a.png")
+    assert report.longest_caption_tokens == 100
