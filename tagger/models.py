@@ -79,8 +79,8 @@ def resolve_model(name: str, revision: str | None = None) -> ModelFiles:
     path = Path(name).expanduser()
     if path.is_dir():
         return _folder_files(path, name)
-    if path.is_file() and path.name == MODEL_FILE:
-        return _folder_files(path.parent, name)
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        return _folder_files(path.parent, name, path.name)
     known = known_model(name)
     repo = known.repo if known else name
     if known is None and not _REPO_ID.match(name):
@@ -91,14 +91,14 @@ def resolve_model(name: str, revision: str | None = None) -> ModelFiles:
     return _hub_files(repo, revision, known)
 
 
-def _folder_files(folder: Path, name: str) -> ModelFiles:
-    missing = [f for f in (MODEL_FILE, LABELS_FILE) if not (folder / f).is_file()]
+def _folder_files(folder: Path, name: str, model_file: str = MODEL_FILE) -> ModelFiles:
+    missing = [f for f in (model_file, LABELS_FILE) if not (folder / f).is_file()]
     if missing:
         raise TaggerError(
             f"{folder}: model folder has no {' and no '.join(missing)}; a WD14 model folder holds "
             f"{MODEL_FILE} and {LABELS_FILE} (as in the SmilingWolf repos)"
         )
-    return ModelFiles(name, folder / MODEL_FILE, folder / LABELS_FILE, "folder", known_model(folder.name))
+    return ModelFiles(name, folder / model_file, folder / LABELS_FILE, "folder", known_model(folder.name))
 
 
 def _hub_files(repo: str, revision: str | None, known: KnownModel | None) -> ModelFiles:

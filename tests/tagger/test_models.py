@@ -198,3 +198,18 @@ def test_fixed_batch_models_run_at_their_size(tmp_path, tag_json, tag, model_dir
         assert a["path"] == b["path"] and a["rating"] == b["rating"]
         assert [t for t, _ in a["tags"]] == [t for t, _ in b["tags"]]
         np.testing.assert_allclose([p for _, p in a["tags"]], [p for _, p in b["tags"]], atol=1e-6)
+
+
+def test_model_file_path_and_short_known_names(tmp_path, red_folder, tag_json, tag, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read at import time; patched for in-process runs
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    folder = write_model_folder(tmp_path / "m")
+    (folder / "model.onnx").rename(folder / "tagger-fp32.onnx")
+    report = tag_json(red_folder, "--model", folder / "tagger-fp32.onnx", "--dry-run")
+    assert report["results"] and report["model"].endswith("tagger-fp32.onnx")
+    # A short known name means the SmilingWolf repo (here: offline and not cached -> one line naming it).
+    code, _, err = tag(red_folder, "--model", "wd-vit-tagger-v3")
+    assert code == 1 and "SmilingWolf/wd-vit-tagger-v3" in err
