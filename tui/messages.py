@@ -61,14 +61,15 @@ class TrainerEvent(Message):
 
     bubble = False
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: dict[str, Any], source: str = "") -> None:
         super().__init__()
         self.event = event
+        self.source = source  # the events file it came from (a stale run's leftovers are ignored)
 
     def can_replace(self, message: Message) -> bool:
         # Only the newest step matters for the display; other events are all kept.
         return (isinstance(message, TrainerEvent) and self.event.get("event") == "step"
-                and message.event.get("event") == "step")
+                and message.event.get("event") == "step" and message.source == self.source)
 
 
 class TrainerExited(Message):
@@ -76,6 +77,6 @@ class TrainerExited(Message):
 
     bubble = False
 
-    def __init__(self, returncode: int | None, stderr_tail: str = "") -> None:
+    def __init__(self, returncode: int | None, stderr_tail: str = "", source: str = "") -> None:
         super().__init__()
-        self.returncode, self.stderr_tail = returncode, stderr_tail
+        self.returncode, self.stderr_tail, self.source = returncode, stderr_tail, source

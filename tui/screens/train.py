@@ -114,15 +114,20 @@ class TrainScreen(Screen[None]):
             code = run.poll()  # before reading: lines written before the exit are all read below
             events = tail.read_new()
             for event in events:
-                self.post_message(TrainerEvent(event))
+                self.post_message(TrainerEvent(event, str(run.events)))
             if run.process is None and any(e.get("event") in TERMINAL_EVENTS for e in events):
                 return
             if code is not None:
-                self.post_message(TrainerExited(code, run.output_tail()))
+                self.post_message(TrainerExited(code, run.output_tail(), str(run.events)))
                 return
             time.sleep(POLL_SECONDS)
 
+    def is_current(self, source: str) -> bool:
+        return self.trainer is not None and source == str(self.trainer.events)
+
     def on_trainer_event(self, message: TrainerEvent) -> None:
+        if not self.is_current(message.source):
+            return
         event = message.event
         name = event.get("event")
         bar = self.query_one("#train-progress", ProgressBar)
@@ -149,6 +154,8 @@ class TrainScreen(Screen[None]):
                 self.notify(str(event.get("message", "")), title="training failed", severity="error", timeout=10)
 
     def on_trainer_exited(self, message: TrainerExited) -> None:
+        if not self.is_current(message.source):
+            return
         self.running = False
         log = self.query_one("#train-log", Log)
         code = message.returncode
