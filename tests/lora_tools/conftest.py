@@ -105,8 +105,7 @@ _TARGET_SHAPES: dict[tuple[str, bool], list[tuple[str, tuple[int, ...]]]] = {}
 
 def target_shapes(model: Path, conv: bool) -> list[tuple[str, tuple[int, ...]]]:
     """(kohya name, weight shape) of every kohya target of a tiny model (trainer.lora_keys), cached."""
-    key = (str(model), conv)
-    if key not in _TARGET_SHAPES:
+    if (str(model), conv) not in _TARGET_SHAPES:
         import diffusers
 
         from trainer.lora_keys import text_encoder_lora_targets, unet_lora_targets
@@ -114,14 +113,16 @@ def target_shapes(model: Path, conv: bool) -> list[tuple[str, tuple[int, ...]]]:
         sdxl = is_sdxl(model)
         cls = diffusers.StableDiffusionXLPipeline if sdxl else diffusers.StableDiffusionPipeline
         pipe = cls.from_pretrained(model)
-        targets = dict(unet_lora_targets(pipe.unet, "sdxl" if sdxl else "sd1", conv=conv))
         if sdxl:
-            targets.update(text_encoder_lora_targets(pipe.text_encoder, "lora_te1"))
-            targets.update(text_encoder_lora_targets(pipe.text_encoder_2, "lora_te2"))
+            te = {**text_encoder_lora_targets(pipe.text_encoder, "lora_te1"),
+                  **text_encoder_lora_targets(pipe.text_encoder_2, "lora_te2")}
         else:
-            targets.update(text_encoder_lora_targets(pipe.text_encoder, "lora_te"))
-        _TARGET_SHAPES[key] = [(name, tuple(module.weight.shape)) for name, (_, module) in targets.items()]
-    return _TARGET_SHAPES[key]
+            te = text_encoder_lora_targets(pipe.text_encoder, "lora_te")
+        for with_conv in (False, True):
+            targets = {**unet_lora_targets(pipe.unet, "sdxl" if sdxl else "sd1", conv=with_conv), **te}
+            _TARGET_SHAPES[(str(model), with_conv)] = [(name, tuple(module.weight.shape))
+                                                       for name, (_, module) in targets.items()]
+    return _TARGET_SHAPES[(str(model), conv)]
 
 
 def is_sdxl(model: Path) -> bool:
