@@ -43,6 +43,7 @@ class TrainScreen(Screen[None]):
         self.total: int | None = None
         self.last_step: dict | None = None
         self.finished: dict | None = None  # the done or error event, once read
+        self.stops = 0  # SIGINTs sent to the current run
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -88,12 +89,13 @@ class TrainScreen(Screen[None]):
         except OSError as exc:
             self.notify(f"cannot start the trainer: {exc}", severity="error", timeout=8)
             return
-        self.query_one("#train-log", Log).write_line(f"started: {' '.join(run.process.args)}")  # type: ignore[union-attr]
+        self.query_one("#train-log", Log).write_line(f"running: {' '.join(run.process.args)}")  # type: ignore[union-attr]
         self.follow(run)
 
     def follow(self, run: TrainerRun) -> None:
         """Show a run: the one just started, or a past run's events file (TrainerRun(events=path))."""
         self.trainer, self.total, self.last_step, self.finished = run, None, None, None
+        self.stops = 0
         self.running = run.process is not None
         self.query_one("#train-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#train-status", Static).update("waiting for the trainer…")
@@ -101,7 +103,11 @@ class TrainScreen(Screen[None]):
 
     def action_stop(self) -> None:
         if self.trainer is not None and self.trainer.stop():
-            self.query_one("#train-log", Log).write_line("stop requested: the trainer saves its state and exits")
+            self.stops += 1
+            # The trainer's SIGINT contract: the first saves state at the next step, a second stops at once.
+            self.query_one("#train-log", Log).write_line(
+                "stop requested: the trainer saves its state at the next step and exits" if self.stops == 1
+                else "second stop: the trainer stops at once, without saving")
         else:
             self.notify("no training is running", severity="warning")
 
