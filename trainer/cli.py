@@ -8,6 +8,7 @@ flag per TrainConfig field; `run_train(args)` runs it and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,8 +82,10 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
     if workers and raw_args is not None:
         return run_workers(workers, raw_args)
     _quiet_libraries()
-    writer = JsonLinesWriter(args.events) if args.events else None
-    human = HumanProgress() if args.events != "-" else None
+    # Under accelerate/torchrun only rank 0 reports; the file is started afresh for each run.
+    main_rank = int(os.environ.get("RANK", "0") or 0) == 0
+    writer = JsonLinesWriter(args.events) if args.events and main_rank else None
+    human = HumanProgress() if args.events != "-" and main_rank else None
     emit = fan_out(writer, human)
     try:
         from prep.errors import UserError

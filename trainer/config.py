@@ -185,11 +185,27 @@ def load_config(config_file: Path | None = None, args: argparse.Namespace | dict
     """The file's values (top level or [train]) with CLI overrides layered on top."""
     file_values: dict[str, Any] = {}
     source = ""
+    if config_file is None:
+        # No --config: the [train] table of the workspace's lorakit.toml beside/above the dataset.
+        config_file = _workspace_file(args)
     if config_file is not None:
         data = read_toml(Path(config_file))
         file_values = _rebase_paths(config_table(data), Path(config_file).resolve().parent)
         source = str(config_file)
     return resolve(TrainConfig, args, file_values, source)
+
+
+def _workspace_file(args: argparse.Namespace | dict[str, Any] | None) -> Path | None:
+    from prep.config import find_workspace_file
+
+    given = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    dataset = given.get("dataset")
+    if not dataset or not Path(dataset).is_dir():
+        return None
+    found = find_workspace_file(Path(dataset))
+    if found is None or not isinstance(read_toml(found).get("train"), dict):
+        return None
+    return found
 
 
 def config_from_mapping(values: dict[str, Any], source: str = "") -> TrainConfig:

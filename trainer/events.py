@@ -42,7 +42,7 @@ class JsonLinesWriter:
 
     def __init__(self, target: str | Path) -> None:
         self._own = str(target) != "-"
-        self._fh: TextIO = open(target, "a", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
+        self._fh: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
 
     def __call__(self, event: dict[str, Any]) -> None:
         self._fh.write(json.dumps(_clean(event), ensure_ascii=False, default=str) + "\n")

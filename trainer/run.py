@@ -9,7 +9,6 @@ into the frozen model's forward, as kohya's is).
 from __future__ import annotations
 
 import math
-import random
 import signal
 import time
 from contextlib import nullcontext
@@ -278,7 +277,7 @@ class _Trainer:
         from trainer.metadata import build_metadata
         from trainer.optim import build_optimizer, build_scheduler
         from trainer.saving import Rotation, epoch_name, final_name, load_state, state_dir_for, step_name
-        from trainer.step import assemble_batch, compute_loss, step_seed
+        from trainer.step import EpochBatches, batch_loader, compute_loss
 
         config, accelerator = self.config, self.accelerator
         started = time.time()
@@ -330,13 +329,12 @@ class _Trainer:
                 batches = self._local_batches(epoch)
                 first = start_batch if epoch == start_epoch else 0
                 micro = 0
-                for index in range(first, len(batches)):
-                    seed = step_seed(config.seed, epoch, index, self.rank)
+                data = EpochBatches(self.training, batches, first, epoch=epoch, rank=self.rank, seed=config.seed,
+                                    caption_options=caption_options, flip_aug=config.flip_aug,
+                                    random_crop=config.random_crop, prior_loss_weight=config.prior_loss_weight,
+                                    cache=cache)
+                for index, seed, batch in batch_loader(data, config.max_data_loader_n_workers):
                     torch.manual_seed(seed)
-                    rng = random.Random(seed)
-                    batch = assemble_batch(self.training, batches[index], rng=rng, caption_options=caption_options,
-                                           flip_aug=config.flip_aug, random_crop=config.random_crop,
-                                           prior_loss_weight=config.prior_loss_weight, cache=cache)
                     loss = compute_loss(self.models, batch, device=self.device, weight_dtype=self.weight_dtype,
                                         train_text_encoder=self.train_text_encoder and self.te_lr > 0,
                                         max_token_length=self.max_token_length, clip_skip=config.clip_skip,

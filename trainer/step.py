@@ -55,6 +55,33 @@ def assemble_batch(training: TrainingSet, indices: list[int], *, rng: random.Ran
                  torch.tensor(weights, dtype=torch.float32), sizes, crops, targets)
 
 
+def _identity(item):
+    return item
+
+
+class EpochBatches(torch.utils.data.Dataset):
+    """One process's batches of one epoch, from `first` on, as (index, seed, Batch); images load in
+    DataLoader workers when max_data_loader_n_workers > 0."""
+
+    def __init__(self, training: TrainingSet, batches: list[list[int]], first: int, *, epoch: int, rank: int,
+                 seed: int, **options: Any) -> None:
+        self.training, self.batches, self.first = training, batches, first
+        self.epoch, self.rank, self.seed, self.options = epoch, rank, seed, options
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.first
+
+    def __getitem__(self, i: int) -> tuple[int, int, Batch]:
+        index = self.first + i
+        seed = step_seed(self.seed, self.epoch, index, self.rank)
+        return index, seed, assemble_batch(self.training, self.batches[index], rng=random.Random(seed), **self.options)
+
+
+def batch_loader(dataset: EpochBatches, workers: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                                       collate_fn=_identity)
+
+
 def snr_weights(noise_scheduler, timesteps: torch.Tensor, gamma: float, v_prediction: bool) -> torch.Tensor:
     """Min-SNR weighting: min(SNR, gamma)/SNR, or /(SNR+1) for v-prediction (as kohya)."""
     alphas = noise_scheduler.alphas_cumprod.to(timesteps.device)[timesteps]

@@ -91,6 +91,22 @@ def test_config_table_flags_and_underscore_aliases(tmp_path):
     assert config.mixed_precision is None and config.network_alpha != 1
 
 
+def test_workspace_train_table_without_config(tmp_path):
+    import argparse
+
+    from trainer.cli import add_train_arguments
+    from trainer.config import load_config
+
+    workspace = tmp_path / "ws"
+    dataset = make_train_dataset(workspace / "dataset")
+    (workspace / "lorakit.toml").write_text('[clean]\nx = 1\n[train]\nnetwork_dim = 12\noutput_dir = "output"\n',
+                                            encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    config = load_config(None, parser.parse_args(["--dataset", str(dataset)]))
+    assert config.network_dim == 12 and config.output_dir == workspace / "output" and config.dataset == dataset
+
+
 def test_export_kohya(tmp_path, tiny_sd1, capsys):
     dataset = make_train_dataset(tmp_path / "ds", repeats=3)
     reg = make_train_dataset(tmp_path / "reg", name="person")

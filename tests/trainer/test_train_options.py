@@ -36,7 +36,8 @@ def test_sdxl_trains_and_loads_in_diffusers(tiny_sdxl, tmp_path):
 def test_v_prediction_model_type_and_locon(tiny_sd2v, tmp_path):
     dataset = make_train_dataset(tmp_path / "ds", images=1)
     config = tiny_config(tiny_sd2v, dataset, tmp_path / "out", conv_dim=2, train_unet_only=True,
-                         min_snr_gamma=5.0, noise_offset=0.05)
+                         min_snr_gamma=5.0, noise_offset=0.05, gradient_checkpointing=True,
+                         max_data_loader_n_workers=1)
     path, events = run_training(config)
     meta = read_metadata(path)
     assert meta["ss_base_model_version"] == "sd_v2_v" and meta["ss_v2"] == "True"
@@ -143,6 +144,33 @@ def test_long_captions_auto_max_token_length(tiny_sd1, tmp_path):
         words.pop()
     assert count_tokens(", ".join(words)) > 150
     write_caption(dataset / "1_x" / "a.txt", ", ".join(words))
-    path, events = run_training(tiny_config(tiny_sd1, dataset, tmp_path / "out", max_train_steps=1))
+    path, events = run_training(tiny_config(tiny_sd1, dataset, tmp_path / "out", max_train_steps=1,
+                                            vae=str(tiny_sd1), gradient_checkpointing=True))
     assert next(e for e in events if e["event"] == "start")["max_token_length"] == 225
     assert read_metadata(path)["ss_max_token_length"] == "225"
+
+
+class Payload:
+    """Stands for the arbitrary object a hostile .ckpt would unpickle."""
+
+
+def test_unsafe_ckpt_is_refused(tmp_path, train_dataset):
+    from trainer.errors import TrainError
+
+    ckpt = tmp_path / "model.ckpt"
+    # A pickle that names an arbitrary class: weights_only loading must refuse it.
+    torch.save({"state_dict": {}, "extra": Payload()}, ckpt)
+    config = tiny_config(ckpt, train_dataset, tmp_path / "out")
+    events: list[dict] = []
+    from trainer.run import train
+
+    with pytest.raises(TrainError, match="unsafe pickle"):
+        train(config, events.append)
+    assert any(e["event"] == "warning" and "weights_only" in e["message"] for e in events)
+
+
+def test_model_type_mismatch(tiny_sd1, tmp_path, train_dataset):
+    from trainer.errors import TrainError
+
+    with pytest.raises(TrainError, match="model_type = sdxl"):
+        run_training(tiny_config(tiny_sd1, train_dataset, tmp_path / "out", model_type="sdxl"))
