@@ -155,12 +155,18 @@ def parse_resolution(value: str) -> tuple[int, int]:
     return numbers[0], numbers[1]
 
 
+# The lora-guide's spellings of three options (its PowerShell variables), accepted as aliases.
+GUIDE_ALIASES = {"num_epochs": "max_train_epochs", "scheduler": "lr_scheduler", "shuffle_captions": "shuffle_caption"}
+
+
 def config_table(data: dict[str, Any]) -> dict[str, Any]:
     """The TrainConfig table of a parsed TOML file: `[train]` when present, else the top level."""
     table = data.get("train")
-    if isinstance(table, dict):
-        return dict(table)
-    return data
+    values = dict(table) if isinstance(table, dict) else dict(data)
+    for alias, name in GUIDE_ALIASES.items():
+        if alias in values and name not in values:
+            values[name] = values.pop(alias)
+    return values
 
 
 def _rebase_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -213,8 +219,15 @@ def config_from_mapping(values: dict[str, Any], source: str = "") -> TrainConfig
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, with `--field_name` aliases for kohya users."""
+    """One flag per TrainConfig field, with `--field_name` aliases for kohya users (and the guide's names)."""
     add_arguments(parser, TrainConfig, underscore_aliases=True)
+    parser.add_argument("--num-epochs", "--num_epochs", dest="max_train_epochs", type=int, metavar="N",
+                        default=argparse.SUPPRESS, help="the guide's name for --max-train-epochs")
+    parser.add_argument("--scheduler", dest="lr_scheduler", choices=SCHEDULERS, default=argparse.SUPPRESS,
+                        help="the guide's name for --lr-scheduler")
+    parser.add_argument("--shuffle-captions", "--shuffle_captions", dest="shuffle_caption",
+                        action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                        help="the guide's name for --shuffle-caption")
 
 
 def field_help() -> dict[str, str]:

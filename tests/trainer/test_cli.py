@@ -91,6 +91,22 @@ def test_config_table_flags_and_underscore_aliases(tmp_path):
     assert config.mixed_precision is None and config.network_alpha != 1
 
 
+def test_guide_spellings_are_accepted(tmp_path):
+    import argparse
+
+    from trainer.cli import add_train_arguments
+    from trainer.config import load_config
+
+    config_file = tmp_path / "train.toml"
+    config_file.write_text('num_epochs = 7\nscheduler = "cosine"\nshuffle_captions = true\n', encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    config = load_config(config_file, parser.parse_args([]))
+    assert (config.max_train_epochs, config.lr_scheduler, config.shuffle_caption) == (7, "cosine", True)
+    config = load_config(None, parser.parse_args(["--num_epochs", "3", "--scheduler", "linear"]))
+    assert (config.max_train_epochs, config.lr_scheduler) == (3, "linear")
+
+
 def test_workspace_train_table_without_config(tmp_path):
     import argparse
 
