@@ -98,6 +98,8 @@ def train(config: TrainConfig, emit: EventSink | None = None) -> Path:
     from trainer.models import base_model_version, load_models
 
     models = load_models(config, lambda message: send("warning", message=message))
+    if models.is_sdxl and config.bucket_reso_steps % 32:
+        raise TrainError(f"bucket_reso_steps must be a multiple of 32 for SDXL, not {config.bucket_reso_steps}")
     device = accelerator.device
     weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     return _Trainer(config, accelerator, models, training, max_token_length, weight_dtype, precision, send,

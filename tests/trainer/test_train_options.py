@@ -17,9 +17,13 @@ def test_sdxl_trains_and_loads_in_diffusers(tiny_sdxl, tmp_path):
     from tests.trainer.test_train_sd1 import _merged_weights_check
 
     dataset = make_train_dataset(tmp_path / "ds", images=2)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("chara --w 64 --h 64 --s 1 --d 3\n", encoding="utf-8")
     config = tiny_config(tiny_sdxl, dataset, tmp_path / "out", conv_dim=2, conv_alpha=1.0, save_precision="fp32",
-                         learning_rate=1e-3)
-    path, _ = run_training(config)
+                         learning_rate=1e-3, sample_prompts=prompts, sample_every_n_steps=2, max_token_length="150")
+    path, events = run_training(config)
+    samples = [e for e in events if e["event"] == "sample"]
+    assert samples and samples[0]["step"] == 2 and samples[0]["path"].endswith("_3.png")
     tensors, meta = load_lora_file(path)
     assert meta["ss_base_model_version"] == "sdxl_base_v1-0"
     assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight" in tensors
