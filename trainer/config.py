@@ -180,6 +180,8 @@ def _rebase_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
             out[name] = str(path)
             continue
         rebased = base / path
+        if name != "output_dir" and not rebased.exists() and path.exists():
+            continue  # an existing path relative to the working folder, as kohya reads paths
         # A hub id like "org/model" is not a path: keep it unless the file or folder exists.
         if name in ("pretrained_model", "vae") and not rebased.exists():
             continue

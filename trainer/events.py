@@ -42,6 +42,8 @@ class JsonLinesWriter:
 
     def __init__(self, target: str | Path) -> None:
         self._own = str(target) != "-"
+        if self._own:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
         self._fh: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
 
     def __call__(self, event: dict[str, Any]) -> None:
