@@ -84,7 +84,12 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
     _quiet_libraries()
     # Under accelerate/torchrun only rank 0 reports; the file is started afresh for each run.
     main_rank = int(os.environ.get("RANK", "0") or 0) == 0
-    writer = JsonLinesWriter(args.events) if args.events and main_rank else None
+    try:
+        writer = JsonLinesWriter(args.events) if args.events and main_rank else None
+    except OSError as exc:
+        from trainer.errors import TrainError
+
+        raise TrainError(f"--events {args.events}: cannot write ({exc.strerror})") from None
     human = HumanProgress() if args.events != "-" and main_rank else None
     emit = fan_out(writer, human)
     try:
