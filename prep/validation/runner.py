@@ -11,6 +11,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from prep.validation.inspect import ImageInfo, decode_chunk, header_info, init_decode_worker
 
 MAX_CHUNK = 64  # images per pool task when decoding
+# With fewer images, starting a pool costs more than it saves (unless workers are asked for).
+POOL_MIN_IMAGES = 48
 HEADER_CHUNK = 512  # images per progress event when reading headers
 
 
@@ -34,7 +36,9 @@ class Inspection:
         self._pool: ProcessPoolExecutor | None = None
         self._futures: list[Future] = []
         self.deep = deep
-        workers = max(1, min(workers or available_cores(), len(paths) or 1)) if deep else 1
+        if workers is None:
+            workers = available_cores() if len(paths) >= POOL_MIN_IMAGES else 1
+        workers = max(1, min(workers, len(paths) or 1)) if deep else 1
         # Small chunks keep every core busy to the end; big enough that pickling stays negligible.
         size = max(1, min(MAX_CHUNK, len(paths) // (workers * 8))) if deep else HEADER_CHUNK
         self._chunks = [paths[start:start + size] for start in range(0, len(paths), size)]
