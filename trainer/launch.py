@@ -56,12 +56,22 @@ def cpu_fanout_processes() -> int:
     return count if count and count > 1 else 0
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def run_workers(count: int, trainer_args: list[str]) -> int:
-    """Start `count` ranked `python -m trainer` workers and wait; returns the first failing exit code."""
+    """Start `count` ranked `python -m trainer` workers and wait; returns the first failing exit code.
+
+    The workers meet on a free local port (accelerate's default 29500 collides when two runs
+    share a machine)."""
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={count}", "--nnodes=1",
-           f"--master_addr={env.get('MASTER_ADDR', '127.0.0.1')}", f"--master_port={env.get('MASTER_PORT', '29500')}",
-           "-m", "trainer", *trainer_args]
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "trainer", *trainer_args]
     env.setdefault("OMP_NUM_THREADS", "1")
     try:
         return subprocess.call(cmd, env=env)

@@ -208,13 +208,9 @@ def test_two_process_accelerate_launch(tmp_path, tiny_sd1):
     dataset = make_train_dataset(tmp_path / "ds", images=2)
     config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out")
     events_file = tmp_path / "events.jsonl"
-    env = _env()
-    env["MASTER_PORT"] = str(29500 + os.getpid() % 1000)
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
-                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                           "--main_process_port", env["MASTER_PORT"],
                            "-m", "trainer", "--config", str(config), "--events", str(events_file)],
-                          capture_output=True, text=True, env=env, timeout=400)
+                          capture_output=True, text=True, env=_env(), timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     start = events[0]
