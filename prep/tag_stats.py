@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-from prep.caption_set import find_concept, read_captions, scan_dataset
+from prep.caption_set import find_concept, gc_paused, iter_caption_data, scan_dataset
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
 from prep.tag_query import match_key
 
@@ -36,7 +36,8 @@ class TagStats:
 def count_tags(tag_lists) -> Counter[str]:
     """Per tag, how many of the lists hold it (a list counts a tag once)."""
     counts: Counter[str] = Counter()
-    counts.update(chain.from_iterable(map(set, tag_lists)))  # one C-level counting pass
+    with gc_paused():
+        counts.update(chain.from_iterable(map(set, tag_lists)))  # one C-level counting pass
     return counts
 
 
@@ -57,8 +58,9 @@ def tag_stats(dataset: Dataset | str | Path, concept: str | None = None, *,
     if concept is not None:
         scan = scan.only(find_concept(scan, concept))
     warnings: list[str] = []
-    records = [r for r in read_captions(scan.entries, warnings) if r.exists]
-    counts = count_tags(r.tags for r in records)
+    with gc_paused():
+        tag_lists = [tags for _, data, tags in iter_caption_data(scan.entries, warnings) if data is not None]
+        counts = count_tags(tag_lists)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     used_once = sorted(tag for tag, n in counts.items() if n == 1)
-    return TagStats(len(records), ordered, used_once, likely_typos(counts), warnings)
+    return TagStats(len(tag_lists), ordered, used_once, likely_typos(counts), warnings)
