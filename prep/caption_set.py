@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gc
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -294,31 +296,91 @@ def caption_text(data: bytes | None) -> str:
     return data.decode("utf-8", "replace")
 
 
-def plan_tag_changes(records: Iterable[CaptionRecord], edit: Callable[[CaptionRecord], list[str] | None],
-                     report: EditReport) -> list[tuple[CaptionRecord, bytes]]:
-    """Apply `edit` (new tags, or None for no change) to each record; fill report; return the writes."""
-    writes: list[tuple[CaptionRecord, bytes]] = []
-    for record in records:
-        new_tags = edit(record)
-        if new_tags is None:
-            report.unchanged += 1
-            continue
-        after = format_caption(new_tags)
-        data = after.encode("utf-8")
-        if data == record.data:
-            report.unchanged += 1
-            continue
-        report.changed += 1
-        report.changes.append(Change(record.path, caption_text(record.data), after, created=record.data is None))
-        writes.append((record, data))
-    return writes
+class _BatchWriter:
+    """Writes batches of changes through one journal operation in a background thread, so that
+    writing (bound by the file system) overlaps reading and planning the rest (bound by the CPU)."""
+
+    def __init__(self, root: Path, command: str) -> None:
+        self.op = Journal(root).begin(command)
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._run, name="lorakit-caption-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.op.write_many(batch)
+                except BaseException as exc:  # handed to the caller's thread by submit/close
+                    self.error = exc
+
+    def submit(self, batch: list[tuple[str, bytes]]) -> None:
+        if self.error is not None:
+            self._raise()
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self.op.close("done" if self.error is None else "failed")
+        if self.error is not None:
+            self._raise()
+
+    def _raise(self) -> None:
+        error = self.error
+        if isinstance(error, OSError) and not isinstance(error, PrepError):
+            where = error.filename or "a caption"
+            raise PrepError(f"{where}: cannot write ({error.strerror or error}); stopped there, and "
+                            f"`lorakit undo {self.op.root}` reverts what was written") from error
+        raise error  # type: ignore[misc]
 
 
-def write_planned(root: Path, command: str, writes: list[tuple[CaptionRecord, bytes]],
-                  report: EditReport) -> None:
-    """Write planned captions through ONE journal operation (none is opened when nothing changes)."""
-    if report.dry_run or not writes:
-        return
-    with Journal(root).begin(command) as op:
-        report.journal_id = op.folder.name
-        op.write_many((record.path, data) for record, data in writes)
+def apply_changes(root: Path, command: str, records: Iterable[CaptionRecord],
+                  edit: Callable[[CaptionRecord], list[str] | None], report: EditReport, *,
+                  batch: int = 256) -> None:
+    """Apply `edit` (new tags, or None for no change) to each record and fill `report`.
+
+    Unless report.dry_run, captions whose bytes change are written through ONE journal operation
+    (none is opened when nothing changes), batch by batch while later records are still planned.
+    """
+    writer: _BatchWriter | None = None
+    pending: list[tuple[str, bytes]] = []
+    try:
+        for record in records:
+            new_tags = edit(record)
+            if new_tags is None:
+                report.unchanged += 1
+                continue
+            after = format_caption(new_tags)
+            data = after.encode("utf-8")
+            if data == record.data:
+                report.unchanged += 1
+                continue
+            report.changed += 1
+            report.changes.append(Change(record.path, caption_text(record.data), after,
+                                         created=record.data is None))
+            if report.dry_run:
+                continue
+            pending.append((record.caption, data))
+            if len(pending) >= batch:
+                if writer is None:
+                    writer = _BatchWriter(root, command)
+                    report.journal_id = writer.op.folder.name
+                writer.submit(pending)
+                pending = []
+        if pending:
+            if writer is None:
+                writer = _BatchWriter(root, command)
+                report.journal_id = writer.op.folder.name
+            writer.submit(pending)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def iter_records(entries: Iterable[tuple[str, str, Concept | None]], warnings: list[str] | None = None
+                 ) -> Iterator[CaptionRecord]:
+    """CaptionRecords read one at a time (read_captions without holding them all)."""
+    for (image, caption, concept), data, tags in iter_caption_data(entries, warnings):
+        yield CaptionRecord(image, caption, concept, data, tags)

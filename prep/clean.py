@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prep.caption_set import EditReport, plan_tag_changes, read_captions, scan_dataset, write_planned
+from prep.caption_set import EditReport, apply_changes, gc_paused, read_captions, scan_dataset
 from prep.captions import (
     KAOMOJI,
     escape_parens,
@@ -27,7 +27,7 @@ from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
 from prep.implications import implied_by
 from prep.tag_query import PatternSet, TagPattern, match_key
 
-SORT_CHOICES = ("alpha", "frequency")
+SORT_CHOICES = ("alpha", "frequency", "none")
 
 
 @dataclass
@@ -48,13 +48,16 @@ class CleanConfig:
     remove_name: list[str] = option(help="remove this full name (any case, spaces or underscores); the "
                                          "trigger replaces it (repeatable)", default_factory=list)
     sort: str | None = option(None, "sort tags after the first --keep-tokens: alpha, or frequency (most "
-                                    "common in the dataset first) (default: keep order)", choices=SORT_CHOICES)
+                                    "common in the dataset first), or none (default: none, keep the order)",
+                                    choices=SORT_CHOICES)
     keep_tokens: int | None = option(None, "tags at the front that sorting leaves in place "
                                            "(default: 0, or 1 with --trigger)")
     max_tags: int | None = option(None, "keep only the first N tags after sorting")
     lowercase: bool = option(False, "lowercase every tag")
 
     def __post_init__(self) -> None:
+        if self.sort == "none":  # lets a flag undo a `sort` set in lorakit.toml
+            self.sort = None
         if self.keep_tokens is not None and self.keep_tokens < 0:
             raise ConfigError(f"keep_tokens = {self.keep_tokens} must be 0 or more")
         if self.max_tags is not None and self.max_tags < 1:
@@ -263,9 +266,9 @@ def clean_dataset(dataset: Dataset | str | Path, config: CleanConfig, *, dry_run
     records = [r for r in read_captions(scan.entries, report.warnings) if r.exists]
     cleaned = Cleaner(config).clean_all([r.tags for r in records])
     by_record = {id(r): tags for r, tags in zip(records, cleaned, strict=True)}
-    writes = plan_tag_changes(records, lambda r: by_record[id(r)], report)
+    with gc_paused():
+        apply_changes(scan.root, command, records, lambda r: by_record[id(r)], report)
     for change in report.changes:
         if not change.after:
             report.warnings.append(f"{change.path}: every tag was removed; the caption is now empty")
-    write_planned(scan.root, command, writes, report)
     return report

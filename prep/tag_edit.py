@@ -15,10 +15,11 @@ from pathlib import Path
 from prep.caption_set import (
     CaptionRecord,
     EditReport,
-    plan_tag_changes,
+    apply_changes,
+    gc_paused,
+    iter_records,
     read_captions,
     scan_dataset,
-    write_planned,
 )
 from prep.captions import parse_caption
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
@@ -139,9 +140,9 @@ def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | 
     scan = scan_dataset(dataset, caption_extension)
     query = where if isinstance(where, Query) else parse_query(where)
     report = EditReport(dry_run=dry_run)
-    records = read_captions(scan.entries, report.warnings)
+    records = iter_records(scan.entries, report.warnings)
     if not edit.creates_captions:
-        records = [r for r in records if r.exists]
+        records = (r for r in records if r.exists)
 
     def apply(record: CaptionRecord) -> list[str] | None:
         if query.terms and not query.matches_record(record):
@@ -151,6 +152,6 @@ def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | 
             return None
         return new
 
-    writes = plan_tag_changes(records, apply, report)
-    write_planned(scan.root, command or f"tags {edit.name}", writes, report)
+    with gc_paused():
+        apply_changes(scan.root, command or f"tags {edit.name}", records, apply, report)
     return report

@@ -228,6 +228,13 @@ def test_cli_reads_clean_table_and_at_files(tmp_path: Path, capsys):
     (root / "1_a/a.txt").write_text("x_y")
     assert main(["clean", str(root), "--no-keep-underscores"]) == 0
     assert (root / "1_a/a.txt").read_text() == "x y"
+    # `sort = "alpha"` in the file; `--sort none` keeps the order
+    (ws / "lorakit.toml").write_text('[clean]\nsort = "alpha"\n')
+    (root / "1_a/a.txt").write_text("b, a")
+    assert main(["clean", str(root), "--sort", "none"]) == 0
+    assert (root / "1_a/a.txt").read_text() == "b, a"
+    assert main(["clean", str(root)]) == 0
+    assert (root / "1_a/a.txt").read_text() == "a, b"
     capsys.readouterr()
 
 
