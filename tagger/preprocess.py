@@ -82,17 +82,11 @@ def prepare_rgb(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(square_resize(flatten_on_white(image), size))
 
 
-def rgb_to_bgr(rgb: np.ndarray) -> np.ndarray:
-    """A contiguous uint8 BGR copy (per-channel copies: several times faster than a strided flip)."""
-    bgr = np.empty_like(rgb)
-    for c in range(3):
-        bgr[..., c] = rgb[..., 2 - c]
-    return bgr
-
-
 def prepare_bgr(image: Image.Image, size: int) -> np.ndarray:
     """[size, size, 3] uint8 BGR: the model input before the (exact) cast to float32."""
-    return rgb_to_bgr(prepare_rgb(image, size))
+    # PIL packs the channels in BGR order itself: one pass in C instead of a copy plus a flip.
+    data = square_resize(flatten_on_white(image), size).tobytes("raw", "BGR")
+    return np.frombuffer(data, dtype=np.uint8).reshape(size, size, 3)
 
 
 def to_model_input(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -106,16 +100,20 @@ def to_model_input(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
 
 def load_bgr(path: str | os.PathLike[str], size: int) -> np.ndarray:
     """Decode an image file and prepare it as uint8 BGR; raise ImageLoadError with a one-line reason."""
-    return rgb_to_bgr(load_rgb(path, size))
+    return _load(path, size, prepare_bgr)
 
 
 def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:
-    """Decode an image file and prepare it; raise ImageLoadError with a one-line reason."""
+    """Decode an image file and prepare it as uint8 RGB; raise ImageLoadError with a one-line reason."""
+    return _load(path, size, prepare_rgb)
+
+
+def _load(path: str | os.PathLike[str], size: int, prepare) -> np.ndarray:
     _quiet_large_image_warning()
     try:
         with Image.open(path) as image:
             image.load()
-            return prepare_rgb(image, size)
+            return prepare(image, size)
     except MemoryError:
         raise ImageLoadError("not enough memory to decode it") from None
     except Exception as exc:  # noqa: BLE001 - hostile files raise anything; the run must go on

@@ -9,7 +9,14 @@ import pytest
 from PIL import Image
 
 import tagger.preprocess as preprocess
-from tagger.preprocess import ImageLoadError, load_rgb, prepare_rgb, reference_preprocess, to_model_input
+from tagger.preprocess import (
+    ImageLoadError,
+    load_bgr,
+    load_rgb,
+    prepare_rgb,
+    reference_preprocess,
+    to_model_input,
+)
 
 
 def _noise(size, mode, seed=0):
@@ -108,3 +115,12 @@ def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
         warnings.simplefilter("default")
         assert load_rgb(path, 448).shape == (448, 448, 3)
     assert not caught
+
+
+@pytest.mark.parametrize("size", [(300, 200), (200, 300), (448, 448)])
+def test_bgr_path_equals_reference(tmp_path, size):
+    path = tmp_path / "x.png"
+    _noise(size, "RGBA", seed=9).save(path)
+    with Image.open(path) as image:
+        expected = reference_preprocess(image, 448)[0]
+    np.testing.assert_array_equal(load_bgr(path, 448).astype(np.float32), expected)
