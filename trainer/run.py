@@ -127,10 +127,9 @@ class _Trainer:
         self.train_text_encoder = not config.train_unet_only
         self.train_unet = not config.train_text_encoder_only
         half = self.weight_dtype != torch.float32
-        kwargs = {"dtype": self.weight_dtype} if half else {}
-        models.unet.to(self.device, **kwargs)
-        for encoder in models.text_encoders:
-            encoder.to(self.device, **kwargs)
+        # Frozen weights in the training dtype (fp16 checkpoints are cast up when training in fp32).
+        for module in [models.unet, *models.text_encoders]:
+            module.to(self.device, **({"dtype": self.weight_dtype} if module.dtype != self.weight_dtype else {}))
         # SDXL's VAE overflows in fp16 (NaN latents): keep it in fp32 there.
         vae_dtype = self.weight_dtype if half and not models.is_sdxl else torch.float32
         models.vae.to(self.device, **({"dtype": vae_dtype} if vae_dtype != models.vae.dtype else {}))
