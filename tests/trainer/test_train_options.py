@@ -178,3 +178,14 @@ def test_model_type_mismatch(tiny_sd1, tmp_path, train_dataset):
 
     with pytest.raises(TrainError, match="model_type = sdxl"):
         run_training(tiny_config(tiny_sd1, train_dataset, tmp_path / "out", model_type="sdxl"))
+
+
+def test_fp16_checkpoint_trains_in_fp32_on_cpu(tiny_sd1, tmp_path, train_dataset):
+    from diffusers import StableDiffusionPipeline
+
+    half = tmp_path / "fp16-model"
+    StableDiffusionPipeline.from_pretrained(tiny_sd1, torch_dtype=torch.float16).save_pretrained(half)
+    path, events = run_training(tiny_config(half, train_dataset, tmp_path / "out", max_train_steps=1))
+    assert [e["event"] for e in events if e["event"] == "done"] == ["done"]
+    assert read_metadata(path)["ss_mixed_precision"] == "no"
+    assert all(torch.isfinite(t).all() for t in load_lora_file(path)[0].values())
