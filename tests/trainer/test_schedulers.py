@@ -82,10 +82,21 @@ def test_cosine_with_restarts_really_restarts():
 def test_optimizer_args_and_kinds():
     assert parse_optimizer_args(["weight_decay=0.1", "betas=(0.9,0.99)", "foo=bar"]) == \
         {"weight_decay": 0.1, "betas": (0.9, 0.99), "foo": "bar"}
+    import importlib.util
+
+    from trainer.errors import TrainError
+    from trainer.optim import optimizer_available
+
     param = torch.nn.Parameter(torch.zeros(2))
-    for name, cls in (("AdamW", "AdamW"), ("Lion", "Lion"), ("SGD", "SGD"), ("Adafactor", "Adafactor"),
-                      ("Prodigy", "Prodigy")):
-        optimizer = build_optimizer(TrainConfig(optimizer=name, optimizer_args=[]), [{"params": [param]}], 1e-4)
-        assert type(optimizer).__name__ == cls
+    optional = {"Lion": "lion_pytorch", "Prodigy": "prodigyopt"}
+    for name in ("AdamW", "Lion", "SGD", "Adafactor", "Prodigy"):
+        config = TrainConfig(optimizer=name, optimizer_args=[])
+        if name in optional and importlib.util.find_spec(optional[name]) is None:
+            assert optimizer_available(name) and "pip install" in optimizer_available(name)
+            with pytest.raises(TrainError):
+                build_optimizer(config, [{"params": [param]}], 1e-4)
+            continue
+        optimizer = build_optimizer(config, [{"params": [param]}], 1e-4)
+        assert type(optimizer).__name__ == name
     adamw = build_optimizer(TrainConfig(optimizer_args=["weight_decay=0.05"]), [{"params": [param]}], 1e-4)
     assert adamw.param_groups[0]["weight_decay"] == 0.05
