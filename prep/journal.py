@@ -63,6 +63,8 @@ class Operation:
         self.count = 0
         self._touched: set[str] = set()
         self._blob_seq = 0
+        self._defer_flush = False  # write_many flushes a batch's records once, before its writes
+        self._pool = None  # write_many's threads, kept across calls until close()
         # surrogateescape: file names that are not UTF-8 round-trip through the journal byte for byte
         self._entries = open(folder / "entries.jsonl", "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
         self._write_meta("running")
@@ -89,7 +91,8 @@ class Operation:
 
     def _append(self, record: dict[str, object]) -> None:
         self._entries.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._entries.flush()
+        if not self._defer_flush:
+            self._entries.flush()
 
     def _remember(self, path: Path, rel: str, current: bytes | None | bool = False) -> None:
         """Record the bytes `path` holds now (once per operation), before it is changed.
@@ -140,7 +143,7 @@ class Operation:
     def write_caption(self, path: Path, tags: Iterable[str]) -> bool:
         return self.write_text(path, format_caption(tags))
 
-    def write_many(self, files: Iterable[tuple[Path, bytes]], *, workers: int = 8, batch: int = 256) -> int:
+    def write_many(self, files: Iterable[tuple[Path | str, bytes]], *, workers: int = 8, batch: int = 256) -> int:
         """Write many files (as write_bytes does), `workers` at a time; returns how many changed.
 
         Renaming over an existing file makes the file system flush the new data, so writes overlap
@@ -149,24 +152,29 @@ class Operation:
         """
         from concurrent.futures import ThreadPoolExecutor
 
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lorakit-journal")
+        pool = self._pool
         written = 0
-        pending: list[tuple[Path, bytes]] = []
+        pending: list[tuple[str, bytes]] = []
         pending_rels: set[str] = set()
 
-        def write(item: tuple[Path, bytes]) -> None:
+        def write(item: tuple[str, bytes]) -> None:
             atomic_write_bytes(item[0], item[1])
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            def drain() -> None:
-                nonlocal written
-                if pending:
-                    for _ in pool.map(write, pending):
-                        written += 1
-                        self.count += 1
-                    pending.clear()
-                    pending_rels.clear()
+        def drain() -> None:
+            nonlocal written
+            if pending:
+                self._entries.flush()  # the records of the whole batch reach the file before any write
+                for _ in pool.map(write, pending):
+                    written += 1
+                    self.count += 1
+                pending.clear()
+                pending_rels.clear()
 
-            root_prefix = os.path.join(str(self.root), "")
+        root_prefix = os.path.join(str(self.root), "")
+        self._defer_flush = True
+        try:
             for path, data in files:
                 name = os.path.abspath(path)
                 if name.startswith(root_prefix):  # abspath is normalised: no `..` can climb out
@@ -183,12 +191,15 @@ class Operation:
                     current = None
                 if current == data:
                     continue
-                self._remember(Path(name), rel, current)
-                pending.append((Path(name), data))
+                self._remember(name, rel, current)  # type: ignore[arg-type]
+                pending.append((name, data))
                 pending_rels.add(rel)
                 if len(pending) >= batch:
                     drain()
             drain()
+        finally:
+            self._defer_flush = False
+            self._entries.flush()
         return written
 
     def move(self, src: Path, dst: Path) -> None:
@@ -207,6 +218,9 @@ class Operation:
         self.move(Path(path), self.folder / "deleted" / f"{self._blob_seq:08d}")
 
     def close(self, state: str = "done") -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         self._entries.close()
         self._write_meta(state, time.time())
 
