@@ -1,8 +1,11 @@
 """All captions of a dataset read once, and caption changes written through one journal operation.
 
-The caption engine (clean, tag edits, stats) works on a snapshot: every caption file is read once
-into memory (bytes and tags), rules run on the tags, and only captions whose bytes change are
-written, inside a single journal Operation so `lorakit undo` reverts the whole command.
+The caption engine (clean, tag edits, stats) reads every caption file once (bytes and tags), runs
+its rules on the tags, and writes only captions whose bytes change, inside a single journal
+Operation so `lorakit undo` reverts the whole command. Writes go out in batches from a background
+thread while later captions are still being read and planned. The scan mirrors Dataset.load
+(allow_bare=True) but keeps paths as strings: at 100k captions a Path per file costs more than
+reading the file.
 """
 
 from __future__ import annotations
