@@ -105,12 +105,16 @@ def run_stats(args: argparse.Namespace) -> int:
     width = max((len(str(n)) for _, n in counts), default=1)
     for tag, n in counts:
         print(f"{n:>{width}}  {tag}")
+    shown = 100  # the full lists are in --json
     if stats.used_once:
-        print(f"\nused once ({len(stats.used_once)}): " + ", ".join(stats.used_once))
+        more = f" ... ({len(stats.used_once) - shown} more)" if len(stats.used_once) > shown else ""
+        print(f"\nused once ({len(stats.used_once)}): " + ", ".join(stats.used_once[:shown]) + more)
     if stats.likely_typos:
         print(f"\nlikely typos ({len(stats.likely_typos)}):")
-        for group in stats.likely_typos:
+        for group in stats.likely_typos[:shown]:
             print("  " + " | ".join(group))
+        if len(stats.likely_typos) > shown:
+            print(f"  ... ({len(stats.likely_typos) - shown} more)")
     return 0
 
 
