@@ -91,7 +91,8 @@ def read_file_bytes(path: str) -> bytes:
 class CaptionRecord:
     """One image with its caption as read: `data` None when the image has no caption file.
 
-    Paths are kept as strings (a Path per item costs more than reading the caption).
+    Paths are kept as strings (a Path per item costs more than reading the caption). `tags` is
+    None only for records an edit's prefilter skipped without parsing (iter_records).
     """
 
     image: str
@@ -258,9 +259,14 @@ def _read_captions(entries: Iterable[tuple[str, str, Concept | None]],
             for (image, caption, concept), data, tags in iter_caption_data(entries, warnings)]
 
 
-def iter_caption_data(entries: Iterable[tuple[str, str, Concept | None]], warnings: list[str] | None = None
-                      ) -> Iterator[tuple[tuple[str, str, Concept | None], bytes | None, list[str]]]:
-    """(entry, caption bytes or None when absent, tags) per entry; unreadable captions skipped with a warning."""
+def iter_caption_data(entries: Iterable[tuple[str, str, Concept | None]], warnings: list[str] | None = None,
+                      prefilter: Callable[[str], bool] | None = None,
+                      ) -> Iterator[tuple[tuple[str, str, Concept | None], bytes | None, list[str] | None]]:
+    """(entry, caption bytes or None when absent, tags) per entry; unreadable captions skipped with a warning.
+
+    With `prefilter`, a caption whose text it rejects is not parsed: its tags come back as None
+    (the caller knows such a caption cannot change, e.g. it cannot hold a tag being removed).
+    """
     read_file = read_file_bytes
     parse = parse_caption_fast
     for entry in entries:
@@ -287,6 +293,9 @@ def iter_caption_data(entries: Iterable[tuple[str, str, Concept | None]], warnin
                 if warnings is not None:
                     warnings.append(f"{exc}; skipped")
                 continue
+        if prefilter is not None and not prefilter(text):
+            yield entry, data, None
+            continue
         yield entry, data, parse(text)
 
 
@@ -382,8 +391,11 @@ def apply_changes(root: Path, command: str, records: Iterable[CaptionRecord],
             writer.close()
 
 
-def iter_records(entries: Iterable[tuple[str, str, Concept | None]], warnings: list[str] | None = None
-                 ) -> Iterator[CaptionRecord]:
-    """CaptionRecords read one at a time (read_captions without holding them all)."""
-    for (image, caption, concept), data, tags in iter_caption_data(entries, warnings):
+def iter_records(entries: Iterable[tuple[str, str, Concept | None]], warnings: list[str] | None = None,
+                 prefilter: Callable[[str], bool] | None = None) -> Iterator[CaptionRecord]:
+    """CaptionRecords read one at a time (read_captions without holding them all).
+
+    Records that `prefilter` rejects carry `tags` None (see iter_caption_data).
+    """
+    for (image, caption, concept), data, tags in iter_caption_data(entries, warnings, prefilter):
         yield CaptionRecord(image, caption, concept, data, tags)

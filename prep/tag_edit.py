@@ -95,6 +95,8 @@ class EditSpec:
     name: str
     apply: TagEdit
     creates_captions: bool = False
+    # Cheap test on a caption's raw text: False means the edit cannot change it (it is not parsed).
+    prefilter: Callable[[str], bool] | None = None
 
 
 def add_edit(tags: Iterable[str], *, front: bool = False) -> EditSpec:
@@ -104,7 +106,7 @@ def add_edit(tags: Iterable[str], *, front: bool = False) -> EditSpec:
 
 def remove_edit(patterns: Iterable[str]) -> EditSpec:
     pattern_set = PatternSet(split_patterns(patterns))
-    return EditSpec("remove", lambda t: remove_tags(t, pattern_set))
+    return EditSpec("remove", lambda t: remove_tags(t, pattern_set), prefilter=pattern_set.text_may_match)
 
 
 def replace_edit(old: str, new: str) -> EditSpec:
@@ -140,11 +142,13 @@ def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | 
     scan = scan_dataset(dataset, caption_extension)
     query = where if isinstance(where, Query) else parse_query(where)
     report = EditReport(dry_run=dry_run)
-    records = iter_records(scan.entries, report.warnings)
+    records = iter_records(scan.entries, report.warnings, edit.prefilter)
     if not edit.creates_captions:
         records = (r for r in records if r.exists)
 
     def apply(record: CaptionRecord) -> list[str] | None:
+        if record.tags is None:  # the prefilter showed the edit cannot change this caption
+            return None
         if query.terms and not query.matches_record(record):
             return None
         new = edit.apply(list(record.effective_tags()))

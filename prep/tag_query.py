@@ -75,6 +75,36 @@ class PatternSet:
     def __bool__(self) -> bool:
         return bool(self.patterns)
 
+    def text_may_match(self, text: str) -> bool:
+        """False only when no tag of this caption text can match any pattern (so it need not be parsed).
+
+        A matching tag's key holds every space-free piece of a pattern's literal parts, and, for
+        ASCII text, folding case, underscores and backslashes character by character keeps such a
+        piece a substring of the folded caption text. Non-ASCII text is always parsed (Unicode
+        case folding is not character by character).
+        """
+        needles = self._needles()
+        if needles is None or not text.isascii():
+            return True
+        folded = _fold(text)
+        return any(needle in folded for needle in needles)
+
+    def _needles(self) -> list[str] | None:
+        if not hasattr(self, "_needle_cache"):
+            needles: list[str] | None = []
+            for pattern in self.patterns:
+                pieces = [piece for part in pattern.key.split("*") for piece in _fold(part).split()]
+                if not pieces:
+                    needles = None  # `*` alone matches every tag
+                    break
+                needles.append(max(pieces, key=len))  # type: ignore[union-attr]
+            self._needle_cache = needles
+        return self._needle_cache
+
+
+def _fold(text: str) -> str:
+    return text.lower().replace("_", " ").replace("\\", "")
+
 
 @dataclass
 class Term:
