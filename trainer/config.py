@@ -40,6 +40,9 @@ class TrainConfig:
     v_parameterization: bool | None = o(None, "train with the v-prediction target (follows model_type "
                                               "when unset)")
     vae: str | None = o(None, "a VAE to use instead of the model's own (folder, file or hub id)")
+    pretrained_model_config: str | None = o(
+        None, "for a single-file checkpoint: a diffusers folder (or hub id) holding the model's configs; "
+              "by default diffusers fetches the matching configs from the hub (a local folder works offline)")
     # Data
     dataset: Path | None = o(None, "dataset folder holding <repeats>_<name> concept folders")
     reg_dataset: Path | None = o(None, "regularization images folder (same layout); cycled to match the "
@@ -183,7 +186,7 @@ def _rebase_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
         if name != "output_dir" and not rebased.exists() and path.exists():
             continue  # an existing path relative to the working folder, as kohya reads paths
         # A hub id like "org/model" is not a path: keep it unless the file or folder exists.
-        if name in ("pretrained_model", "vae") and not rebased.exists():
+        if name in ("pretrained_model", "vae", "pretrained_model_config") and not rebased.exists():
             continue
         out[name] = str(rebased)
     return out

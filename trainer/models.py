@@ -84,7 +84,7 @@ def _check_ckpt(path: Path) -> None:
                          f"{str(exc).splitlines()[0]}); convert it to .safetensors") from None
 
 
-def _components_from_single_file(path: Path, model_type: str) -> dict[str, Any]:
+def _components_from_single_file(path: Path, model_type: str, config_source: str | None = None) -> dict[str, Any]:
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     sdxl = model_type == "sdxl" or (model_type == "auto" and path.suffix == ".safetensors"
@@ -93,6 +93,10 @@ def _components_from_single_file(path: Path, model_type: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if not sdxl:
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if config_source:
+        kwargs["config"] = config_source
+        if Path(config_source).is_dir():
+            kwargs["local_files_only"] = True
     try:
         pipe = cls.from_single_file(str(path), **kwargs)
     except (OSError, ValueError) as exc:
@@ -153,11 +157,11 @@ def load_models(config: TrainConfig, warn: Callable[[str], None] = lambda messag
         warn(f"{path.name}: .ckpt files can hide code; loading it with weights_only (tensors only). "
              "Prefer .safetensors")
         _check_ckpt(path)
-        comps = _components_from_single_file(path, config.model_type)
+        comps = _components_from_single_file(path, config.model_type, config.pretrained_model_config)
     elif suffix == ".safetensors":
         if not path.is_file():
             raise TrainError(f"{source}: no such checkpoint file")
-        comps = _components_from_single_file(path, config.model_type)
+        comps = _components_from_single_file(path, config.model_type, config.pretrained_model_config)
     else:
         comps = _components_from_diffusers(source)
     scheduler_config = comps.pop("scheduler_config", None)
