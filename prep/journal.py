@@ -63,6 +63,7 @@ class Operation:
         self.count = 0
         self._touched: set[str] = set()
         self._blob_seq = 0
+        self._links_ok = True  # hard links into the journal work on this file system (until one fails)
         self._defer_flush = False  # write_many flushes a batch's records once, before its writes
         self._pool = None  # write_many's threads, kept across calls until close()
         # surrogateescape: file names that are not UTF-8 round-trip through the journal byte for byte
@@ -107,6 +108,12 @@ class Operation:
             st = os.stat(path)
             if current is None:
                 raise FileNotFoundError(path)
+            if self._link_previous(path, record):
+                # The old inode now lives on in the journal; the atomic write that follows gives the
+                # path a new inode, so the old bytes stay intact (and the rename frees no blocks).
+                record["mtime_ns"] = st.st_mtime_ns
+                self._append(record)
+                return
             data = current if isinstance(current, bytes) else Path(path).read_bytes()
         except FileNotFoundError:
             record["before"] = None
@@ -121,6 +128,25 @@ class Operation:
                 atomic_write_bytes(self.folder / blob, data)
                 record["blob"] = blob
         self._append(record)
+
+    def _link_previous(self, path: Path | str, record: dict[str, object]) -> bool:
+        """Keep the file's current inode as a hard link in the journal; False where links don't work."""
+        if not self._links_ok:
+            return False
+        self._blob_seq += 1
+        name = f"links/{self._blob_seq:08d}"
+        try:
+            os.link(path, self.folder / name)
+        except FileNotFoundError:
+            if (self.folder / "links").is_dir():
+                raise  # the file itself vanished
+            (self.folder / "links").mkdir(exist_ok=True)
+            return self._link_previous(path, record)
+        except OSError:  # a file system without hard links (FAT, some network mounts): copy bytes
+            self._links_ok = False
+            return False
+        record["link"] = name
+        return True
 
     # -- the changes ----------------------------------------------------------------------------
     def write_bytes(self, path: Path, data: bytes) -> bool:
@@ -299,6 +325,13 @@ class Journal:
     def _revert(self, folder: Path, record: dict[str, object]) -> None:
         if record.get("op") == "write":
             path = self.root / str(record["path"])
+            if "link" in record:
+                kept = folder / str(record["link"])
+                if not kept.exists():
+                    raise JournalError(f"{kept}: the journal's copy of {path} is missing; cannot undo")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(kept, path)  # the previous inode, bytes, mode and mtime, back in one rename
+                return
             if "blob" in record:
                 data: bytes | None = (folder / str(record["blob"])).read_bytes()
             elif record.get("before") is None:
