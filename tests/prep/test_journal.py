@@ -83,3 +83,30 @@ def test_interrupted_operation_is_undone(tmp_path: Path):
     assert journal.history()[0].state == "running"
     journal.undo()
     assert f.read_text() == "old"
+
+
+def test_previous_bytes_survive_in_place_edits_after_the_operation(tmp_path: Path):
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"original")
+    journal = Journal(tmp_path)
+    with journal.begin("edit") as op:
+        op.write_text(f, "edited")
+    with open(f, "r+b") as fh:  # an editor writing in place, not by rename
+        fh.write(b"EDITED")
+    journal.undo()
+    assert f.read_bytes() == b"original"
+
+
+def test_file_systems_without_hard_links_fall_back_to_copies(tmp_path: Path, monkeypatch):
+    def no_links(*_args, **_kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"original")
+    journal = Journal(tmp_path)
+    with journal.begin("edit") as op:
+        op.write_many([(f, b"edited")])
+    assert f.read_bytes() == b"edited"
+    journal.undo()
+    assert f.read_bytes() == b"original"
