@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from booru.errors import ApiError
-from booru.http import MAX_TRIES, ApiClient, backoff_delay
+from booru.http import MAX_TRIES, ApiClient, backoff_delay, site_message
 from booru.post import Post, Rejected
 from booru.query import split_for_limit, split_terms
 from prep.events import Warned
@@ -275,3 +275,47 @@ def min_id(records: list[Any]) -> int | None:
             except InvalidRecord:
                 continue
     return min(ids) if ids else None
+
+
+class IdCursorFamily(Family):
+    """Danbooru and e621 page `/posts.json` by id cursor (`page=b<id>`, unlimited depth), or by
+    number for queries whose order a cursor would break (`numbered_prefixes`)."""
+
+    numbered_prefixes: tuple[str, ...] = ("order:",)
+
+    def records_of(self, data: Any) -> list[Any]:
+        """The post records of one page's JSON."""
+        return as_record_list(data, self.site)
+
+    def pages(self, terms: list[str], page_size: int) -> Iterator[SearchItem]:
+        numbered = any(t.lower().startswith(self.numbered_prefixes) for t in terms)
+        cursor: int | None = None
+        page = 1
+        while True:
+            params: dict[str, Any] = {"tags": " ".join(terms), "limit": page_size}
+            if numbered:
+                params["page"] = page
+            elif cursor is not None:
+                params["page"] = f"b{cursor}"
+            response, data = self.fetch_json(self.url("/posts.json"), params, auth=self.credentials.basic,
+                                              passthrough=(410, 422))
+            if response.status_code == 422:
+                message = site_message(response)
+                limit = tag_limit_of(message)
+                if limit is None:
+                    raise ApiError(f"{self.site} rejected the query: {message}")
+                raise TagLimitExceeded(limit, message)
+            if response.status_code == 410:
+                yield Warned(f"{self.site} serves no pages beyond {page - 1} for this query "
+                             f"({site_message(response)}); stopping there")
+                return
+            records = self.records_of(data)
+            if not records:
+                return
+            for record in records:
+                yield self.parse_safe(record)
+            lowest = min_id(records)
+            if lowest is None or (cursor is not None and lowest >= cursor and not numbered):
+                return
+            cursor = lowest
+            page += 1
