@@ -1,9 +1,12 @@
-"""Atomic file writes: a temp file in the same folder, then os.replace."""
+"""Atomic file writes: a temp file in the same folder, then os.replace; and an atomic swap of two paths."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import itertools
 import os
+import sys
 
 _TEMP_SEQ = itertools.count()
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -50,6 +53,49 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = False) -> None:
     """Write UTF-8 text atomically (no BOM, no newline translation)."""
     atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+# Failures meaning "this system or file system cannot swap these two paths", not "a path is wrong".
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
+_renameat2: object = None  # resolved on first use: the libc function, or False where there is none
+
+
+def _load_renameat2():
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = False
+        if sys.platform.startswith("linux"):
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.5
+            except (OSError, AttributeError):
+                pass
+            else:
+                fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+                fn.restype = ctypes.c_int
+                _renameat2 = fn
+    return _renameat2
+
+
+def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Atomically swap what two paths name (Linux renameat2 RENAME_EXCHANGE); both must exist.
+
+    Returns False, changing nothing, where the swap is not available: another OS, an old kernel or
+    libc, a file system without it, or paths on two file systems. Raises OSError otherwise (a
+    missing path, no permission). Unlike os.replace over an existing file, a swap does not make
+    ext4 start writing the new file's data out at once (its replace-by-rename heuristic), which
+    makes it several times cheaper for many small files.
+    """
+    fn = _load_renameat2()
+    if not fn:
+        return False
+    at_cwd = -100  # AT_FDCWD
+    if fn(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:  # type: ignore[operator]
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(a), None, os.fspath(b))
 
 
 _UMASK: int | None = None

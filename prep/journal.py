@@ -9,9 +9,11 @@ touched. A kill at any point leaves each file wholly old or wholly new (writes a
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,10 +22,24 @@ from pathlib import Path
 from prep.captions import format_caption
 from prep.dataset import LORAKIT_DIR
 from prep.errors import JournalError
-from prep.fsio import atomic_write_bytes
+from prep.fsio import atomic_write_bytes, exchange
 
 JOURNAL_DIR = "journal"
 _INLINE_LIMIT = 64 * 1024  # larger previous contents go to a blob file, not the JSON line
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Everything left in fd; `size` is its expected length (a file that grew is still read to its end)."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:
+        return data
+    parts = [data]
+    while chunk := os.read(fd, 1 << 16):
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def journal_root(dataset_root: Path) -> Path:
@@ -64,7 +80,10 @@ class Operation:
         self._touched: set[str] = set()
         self._blob_seq = 0
         self._links_ok = True  # hard links into the journal work on this file system (until one fails)
-        self._defer_flush = False  # write_many flushes a batch's records once, before its writes
+        self._swap_ok = True  # atomic swaps (fsio.exchange) work here (until one is refused)
+        self._links_dir = False
+        self._folder_name = str(folder)
+        self._dev = os.stat(folder).st_dev  # files on other file systems cannot be swapped into the journal
         self._pool = None  # write_many's threads, kept across calls until close()
         # surrogateescape: file names that are not UTF-8 round-trip through the journal byte for byte
         self._entries = open(folder / "entries.jsonl", "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
@@ -91,11 +110,10 @@ class Operation:
         atomic_write_bytes(self.folder / "meta.json", json.dumps(meta).encode())
 
     def _append(self, record: dict[str, object]) -> None:
+        """Add a record; the caller flushes before it touches the file the record is about."""
         self._entries.write(json.dumps(record, ensure_ascii=False) + "\n")
-        if not self._defer_flush:
-            self._entries.flush()
 
-    def _remember(self, path: Path, rel: str, current: bytes | None | bool = False) -> None:
+    def _remember(self, path: Path | str, rel: str, current: bytes | None | bool = False) -> None:
         """Record the bytes `path` holds now (once per operation), before it is changed.
 
         `current`: those bytes when the caller has just read them (None: no such file).
@@ -149,17 +167,98 @@ class Operation:
         return True
 
     # -- the changes ----------------------------------------------------------------------------
+    def _plan(self, name: str, rel: str, data: bytes) -> tuple[str, bytes, str | None, int] | None:
+        """Journal the change of file `name` to `data` (records appended, not yet flushed).
+
+        Returns what _apply needs — (path, data, journal name to swap through or None, mode) — or
+        None when the file already holds `data`. A file that exists is replaced by swapping it
+        with a new file made inside the journal, so its old inode stays there whole (bytes, mode,
+        mtime): one atomic rename, no copy. The record (with the old inode number) is written
+        first; undo tells from the inode number whether the swap happened.
+        """
+        st: os.stat_result | None
+        try:
+            fd = os.open(name, _READ_FLAGS | _NOFOLLOW)
+        except FileNotFoundError:
+            st, current = None, None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            # A symlink (the caption is replaced by a file; the file it points at is not touched):
+            # journal the link's target text, which undo puts back as the same symlink.
+            with open(name, "rb") as fh:
+                if fh.read() == data:
+                    return None
+            if rel not in self._touched:
+                self._touched.add(rel)
+                self._append({"op": "write", "path": rel, "symlink": os.readlink(name)})
+            return (name, data, None, 0)
+        else:
+            try:
+                st = os.fstat(fd)
+                current = _read_all(fd, st.st_size)
+            finally:
+                os.close(fd)
+        if current == data:
+            return None
+        if st is None or rel in self._touched or not self._can_swap(st):
+            self._remember(name, rel, current)
+            return (name, data, None, 0)
+        self._touched.add(rel)
+        self._blob_seq += 1
+        kept = f"links/{self._blob_seq:08d}"
+        if not self._links_dir:
+            (self.folder / "links").mkdir(exist_ok=True)
+            self._links_dir = True
+        self._append({"op": "write", "path": rel, "swap": kept, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns})
+        return (name, data, os.path.join(self._folder_name, kept), st.st_mode & 0o7777)
+
+    def _can_swap(self, st: os.stat_result) -> bool:
+        return self._swap_ok and st.st_dev == self._dev and stat.S_ISREG(st.st_mode)
+
+    def _apply(self, item: tuple[str, bytes, str | None, int]) -> bool:
+        """Carry out one planned write; False when the swap turned out unavailable (nothing changed)."""
+        name, data, kept, mode = item
+        if kept is None:
+            atomic_write_bytes(name, data)
+            return True
+        fd = os.open(kept, _CREATE_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        try:
+            swapped = exchange(kept, name)
+        except BaseException:
+            os.unlink(kept)
+            raise
+        if not swapped:
+            os.unlink(kept)  # undo finds no swapped-out inode under this record and skips it
+        return swapped
+
+    def _apply_unswapped(self, item: tuple[str, bytes, str | None, int]) -> None:
+        """The swap was not available: journal the file the portable way, then replace it."""
+        self._swap_ok = False
+        name, data = item[0], item[1]
+        rel = self._rel(Path(name))
+        self._touched.discard(rel)
+        self._remember(name, rel)
+        self._entries.flush()
+        atomic_write_bytes(name, data)
+
     def write_bytes(self, path: Path, data: bytes) -> bool:
         """Write a file (creating it or replacing it); False when it already held these bytes."""
-        path = Path(path)
-        rel = self._rel(path)
-        try:
-            if path.read_bytes() == data:
-                return False
-        except FileNotFoundError:
-            pass
-        self._remember(path, rel)
-        atomic_write_bytes(path, data)
+        name = os.path.abspath(path)
+        item = self._plan(name, self._rel(Path(name)), data)
+        if item is None:
+            return False
+        self._entries.flush()
+        if not self._apply(item):
+            self._apply_unswapped(item)
         self.count += 1
         return True
 
@@ -169,63 +268,50 @@ class Operation:
     def write_caption(self, path: Path, tags: Iterable[str]) -> bool:
         return self.write_text(path, format_caption(tags))
 
-    def write_many(self, files: Iterable[tuple[Path | str, bytes]], *, workers: int = 8, batch: int = 256) -> int:
+    def write_many(self, files: Iterable[tuple[Path | str, bytes]], *, workers: int = 2, batch: int = 256) -> int:
         """Write many files (as write_bytes does), `workers` at a time; returns how many changed.
 
-        Renaming over an existing file makes the file system flush the new data, so writes overlap
-        in threads. Every file of a batch is journaled (and flushed) before any of the batch is
-        touched, so a kill anywhere still leaves each file old or new and the operation undoable.
+        Every file of a batch is journaled (and flushed) before any of the batch is touched, so a
+        kill anywhere still leaves each file old or new and the operation undoable.
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lorakit-journal")
-        pool = self._pool
+        if self._pool is None and workers > 1:
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lorakit-journal")
+        run = self._pool.map if self._pool is not None else map
         written = 0
-        pending: list[tuple[str, bytes]] = []
+        pending: list[tuple[str, bytes, str | None, int]] = []
         pending_rels: set[str] = set()
-
-        def write(item: tuple[str, bytes]) -> None:
-            atomic_write_bytes(item[0], item[1])
 
         def drain() -> None:
             nonlocal written
             if pending:
                 self._entries.flush()  # the records of the whole batch reach the file before any write
-                for _ in pool.map(write, pending):
+                for item, done in zip(pending, run(self._apply, pending), strict=True):
+                    if not done:
+                        self._apply_unswapped(item)
                     written += 1
                     self.count += 1
                 pending.clear()
                 pending_rels.clear()
 
         root_prefix = os.path.join(str(self.root), "")
-        self._defer_flush = True
-        try:
-            for path, data in files:
-                name = os.path.abspath(path)
-                if name.startswith(root_prefix):  # abspath is normalised: no `..` can climb out
-                    rel = name[len(root_prefix):].replace(os.sep, "/")
-                else:
-                    rel = self._rel(Path(name))
-                if rel in pending_rels:
-                    drain()  # the same file twice: its writes must not race
-                current: bytes | None
-                try:
-                    with open(name, "rb") as fh:
-                        current = fh.read()
-                except FileNotFoundError:
-                    current = None
-                if current == data:
-                    continue
-                self._remember(name, rel, current)  # type: ignore[arg-type]
-                pending.append((name, data))
-                pending_rels.add(rel)
-                if len(pending) >= batch:
-                    drain()
-            drain()
-        finally:
-            self._defer_flush = False
-            self._entries.flush()
+        for path, data in files:
+            name = os.path.abspath(path)
+            if name.startswith(root_prefix):  # abspath is normalised: no `..` can climb out
+                rel = name[len(root_prefix):].replace(os.sep, "/")
+            else:
+                rel = self._rel(Path(name))
+            if rel in pending_rels:
+                drain()  # the same file twice: its writes must not race
+            item = self._plan(name, rel, data)
+            if item is None:
+                continue
+            pending.append(item)
+            pending_rels.add(rel)
+            if len(pending) >= batch:
+                drain()
+        drain()
         return written
 
     def move(self, src: Path, dst: Path) -> None:
@@ -234,6 +320,7 @@ class Operation:
         if dst.exists():
             raise JournalError(f"{dst}: already exists; refusing to overwrite it with {src}")
         self._append({"op": "move", "src": self._rel(src), "dst": self._rel(dst)})
+        self._entries.flush()
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.rename(src, dst)
         self.count += 1
@@ -325,6 +412,17 @@ class Journal:
     def _revert(self, folder: Path, record: dict[str, object]) -> None:
         if record.get("op") == "write":
             path = self.root / str(record["path"])
+            if "swap" in record:
+                self._revert_swap(path, folder / str(record["swap"]), record)
+                return
+            if "symlink" in record:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.lorakit-tmp")
+                if tmp.is_symlink():
+                    tmp.unlink()
+                os.symlink(str(record["symlink"]), tmp)
+                os.replace(tmp, path)
+                return
             if "link" in record:
                 kept = folder / str(record["link"])
                 if not kept.exists():
@@ -360,6 +458,21 @@ class Journal:
                 _remove_empty_parents(dst.parent, stop=self.root)
         else:
             raise JournalError(f"{folder}: unknown journal record {record!r}")
+
+    @staticmethod
+    def _revert_swap(path: Path, kept: Path, record: dict[str, object]) -> None:
+        """Swap the old inode back, if the operation got as far as swapping it out."""
+        try:
+            kept_st = os.stat(kept)
+        except FileNotFoundError:
+            return  # stopped before the new file was made, or the swap was refused: path is untouched
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The old inode stayed linked (at path, or here after the swap) throughout, so no other file
+        # on that file system can have its number: the same number here means the swap happened.
+        if kept_st.st_ino == record.get("ino") and kept_st.st_dev == os.stat(path.parent).st_dev:
+            os.replace(kept, path)  # the previous inode, bytes, mode and mtime, back in one rename
+        else:
+            os.unlink(kept)  # the new bytes, never swapped in: path still holds the old file
 
     def prune(self, keep: int) -> int:
         """Delete all but the newest `keep` operations' records (and the originals they hold)."""

@@ -1,10 +1,15 @@
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from prep import fsio
+from prep import journal as journal_module
 from prep.errors import JournalError
 from prep.journal import Journal
+
+needs_exchange = pytest.mark.skipif(not fsio._load_renameat2(), reason="no renameat2 on this system")
 
 
 def test_write_and_undo_restores_bytes_and_mtime(tmp_path: Path):
@@ -102,6 +107,7 @@ def test_file_systems_without_hard_links_fall_back_to_copies(tmp_path: Path, mon
         raise OSError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(journal_module, "exchange", lambda _a, _b: False)  # no atomic swap either
     f = tmp_path / "a.txt"
     f.write_bytes(b"original")
     journal = Journal(tmp_path)
@@ -110,3 +116,115 @@ def test_file_systems_without_hard_links_fall_back_to_copies(tmp_path: Path, mon
     assert f.read_bytes() == b"edited"
     journal.undo()
     assert f.read_bytes() == b"original"
+
+
+def _records(op_folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (op_folder / "entries.jsonl").read_text().splitlines()]
+
+
+@needs_exchange
+def test_exchange_swaps_two_paths(tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"A")
+    b.write_bytes(b"B")
+    ino_a = a.stat().st_ino
+    assert fsio.exchange(a, b)
+    assert (a.read_bytes(), b.read_bytes()) == (b"B", b"A")
+    assert b.stat().st_ino == ino_a
+    with pytest.raises(FileNotFoundError):
+        fsio.exchange(a, tmp_path / "missing")
+
+
+@needs_exchange
+def test_replaced_file_is_swapped_into_the_journal_whole(tmp_path: Path):
+    f = tmp_path / "1_x" / "a.txt"
+    f.parent.mkdir()
+    f.write_bytes(b"old, tags")
+    os.chmod(f, 0o640)
+    os.utime(f, ns=(2_000_000_000, 2_000_000_000))
+    old_ino = f.stat().st_ino
+    journal = Journal(tmp_path)
+    with journal.begin("edit") as op:
+        assert op.write_many([(f, b"new, tags"), (tmp_path / "1_x" / "b.txt", b"created")]) == 2
+    assert f.read_bytes() == b"new, tags"
+    assert f.stat().st_mode & 0o777 == 0o640  # the new file keeps the caption's mode
+    swap, created = _records(op.folder)
+    assert swap["ino"] == old_ino and "swap" in swap and created["before"] is None
+    kept = op.folder / swap["swap"]
+    assert kept.stat().st_ino == old_ino and kept.read_bytes() == b"old, tags"  # the old inode, not a copy
+    journal.undo()
+    assert f.read_bytes() == b"old, tags"
+    st = f.stat()
+    assert (st.st_ino, st.st_mode & 0o777, st.st_mtime_ns) == (old_ino, 0o640, 2_000_000_000)
+    assert not (tmp_path / "1_x" / "b.txt").exists()
+
+
+@needs_exchange
+def test_undo_of_a_swap_that_never_happened_leaves_the_file(tmp_path: Path, monkeypatch):
+    """Killed after the new file was made in the journal but before the swap: undo keeps the file."""
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"old")
+    journal = Journal(tmp_path)
+    op = journal.begin("killed")
+    item = op._plan(str(f), "a.txt", b"new")
+    op._entries.flush()
+    monkeypatch.setattr(journal_module, "exchange", lambda _a, _b: (_ for _ in ()).throw(KeyboardInterrupt))
+    kept = Path(item[2])
+    real_unlink = os.unlink
+    monkeypatch.setattr(os, "unlink", lambda _p: None)  # as if killed: the new file stays behind
+    with pytest.raises(KeyboardInterrupt):
+        op._apply(item)
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert kept.read_bytes() == b"new" and f.read_bytes() == b"old"
+    assert journal.history()[0].state == "running"
+    journal.undo()
+    assert f.read_bytes() == b"old"
+    assert not kept.exists()
+
+
+def test_refused_swap_falls_back_to_links(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(journal_module, "exchange", lambda _a, _b: False)  # e.g. NFS, or another OS
+    files = [tmp_path / f"{i}.txt" for i in range(5)]
+    for i, f in enumerate(files):
+        f.write_bytes(b"old %d" % i)
+    journal = Journal(tmp_path)
+    with journal.begin("edit") as op:
+        assert op.write_many([(f, b"new") for f in files]) == 5
+        assert op.write_bytes(files[0], b"newer")  # the same file twice in one operation
+    assert [f.read_bytes() for f in files] == [b"newer"] + [b"new"] * 4
+    records = _records(op.folder)
+    assert sum("link" in r for r in records) == 5  # each file journaled again, the portable way
+    assert not any((op.folder / r["swap"]).exists() for r in records if "swap" in r)  # refused: removed
+    journal.undo()
+    assert [f.read_bytes() for f in files] == [b"old %d" % i for i in range(5)]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlinked_caption_is_restored_as_a_symlink(tmp_path: Path):
+    (tmp_path / "real.txt").write_bytes(b"old")
+    link = tmp_path / "1_x" / "a.txt"
+    link.parent.mkdir()
+    link.symlink_to(Path("..") / "real.txt")
+    journal = Journal(tmp_path)
+    with journal.begin("edit") as op:
+        assert op.write_many([(link, b"new")]) == 1
+    assert link.read_bytes() == b"new"
+    assert not link.is_symlink() and (tmp_path / "real.txt").read_bytes() == b"old"
+    journal.undo()
+    assert link.is_symlink() and os.readlink(link) == os.path.join("..", "real.txt")
+    assert link.read_bytes() == b"old"
+
+
+def test_undo_reads_journals_of_earlier_versions(tmp_path: Path):
+    """Operations recorded with hard links (lorakit before swaps) still undo."""
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"old")
+    folder = tmp_path / ".lorakit" / "journal" / "000001"
+    (folder / "links").mkdir(parents=True)
+    os.link(f, folder / "links" / "00000001")
+    fsio.atomic_write_bytes(f, b"new")
+    (folder / "entries.jsonl").write_text(json.dumps({"op": "write", "path": "a.txt", "link": "links/00000001"}) + "\n")
+    (folder / "meta.json").write_text(json.dumps({"id": "000001", "command": "old", "started": 1.0,
+                                                  "finished": 2.0, "count": 1, "state": "done"}))
+    Journal(tmp_path).undo()
+    assert f.read_bytes() == b"old"
