@@ -470,7 +470,17 @@ class Journal:
         # The old inode stayed linked (at path, or here after the swap) throughout, so no other file
         # on that file system can have its number: the same number here means the swap happened.
         if kept_st.st_ino == record.get("ino") and kept_st.st_dev == os.stat(path.parent).st_dev:
-            os.replace(kept, path)  # the previous inode, bytes, mode and mtime, back in one rename
+            # The previous inode, bytes, mode and mtime, back in one rename. Swapping (where the
+            # file is still there) keeps the undone version in the journal instead of freeing its
+            # inode: on ext4 without a journal, thousands of freed inodes make every file created
+            # in the next minute slow (the allocator skips recently deleted inodes one by one), and
+            # an undo is often followed at once by another edit.
+            try:
+                swapped = exchange(kept, path)
+            except FileNotFoundError:
+                swapped = False  # the file was deleted since: just put the old one back
+            if not swapped:
+                os.replace(kept, path)
         else:
             os.unlink(kept)  # the new bytes, never swapped in: path still holds the old file
 

@@ -157,6 +157,19 @@ def test_replaced_file_is_swapped_into_the_journal_whole(tmp_path: Path):
     st = f.stat()
     assert (st.st_ino, st.st_mode & 0o777, st.st_mtime_ns) == (old_ino, 0o640, 2_000_000_000)
     assert not (tmp_path / "1_x" / "b.txt").exists()
+    assert kept.read_bytes() == b"new, tags"  # undo swapped back: the undone version stays in the journal
+
+
+@needs_exchange
+def test_undo_of_a_swap_puts_back_a_caption_deleted_since(tmp_path: Path):
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"old")
+    journal = Journal(tmp_path)
+    with journal.begin("edit") as op:
+        op.write_bytes(f, b"new")
+    f.unlink()
+    journal.undo()
+    assert f.read_bytes() == b"old"
 
 
 @needs_exchange
