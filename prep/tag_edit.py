@@ -14,8 +14,10 @@ from pathlib import Path
 
 from prep.caption_set import (
     CaptionRecord,
+    CaptionScan,
     EditReport,
     apply_changes,
+    find_concept,
     gc_paused,
     iter_records,
     read_captions,
@@ -125,12 +127,21 @@ def split_patterns(values: Iterable[str]) -> list[str]:
     return split_tags(values)
 
 
+def check_query_concepts(query: Query, scan: CaptionScan) -> None:
+    """Refuse a `concept:` term naming no concept folder: a typo would silently match nothing (or,
+    negated, everything)."""
+    for term in query.terms:
+        for name in term.concepts:
+            find_concept(scan, name)  # raises PrepError listing the concept folders
+
+
 def find_items(dataset: Dataset | str | Path, query: str | Query | None, *,
                caption_extension: str = DEFAULT_CAPTION_EXTENSION,
                warnings: list[str] | None = None) -> list[CaptionRecord]:
     """The items whose (effective) tags match the query, in dataset order."""
     scan = scan_dataset(dataset, caption_extension)
     parsed = query if isinstance(query, Query) else parse_query(query)
+    check_query_concepts(parsed, scan)
     records = read_captions(scan.entries, warnings)
     return [r for r in records if parsed.matches_record(r)]
 
@@ -141,6 +152,7 @@ def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | 
     """Apply one edit to every caption the `where` query selects, as one journal operation."""
     scan = scan_dataset(dataset, caption_extension)
     query = where if isinstance(where, Query) else parse_query(where)
+    check_query_concepts(query, scan)
     report = EditReport(dry_run=dry_run)
     records = iter_records(scan.entries, report.warnings, edit.prefilter)
     if not edit.creates_captions:

@@ -136,3 +136,12 @@ def test_errors(ds: Path, capsys, tmp_path: Path):
     with pytest.raises(SystemExit) as exc:
         main(["tags", str(ds), "stats", "--top", "-1"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("args", [["find", "concept:5_alcie"], ["remove", "hat", "--where", "-concept:bbo"]])
+def test_query_naming_no_concept_folder_is_refused(ds: Path, capsys, args: list[str]):
+    before = snapshot(ds)
+    code, out, err = run(capsys, "tags", ds, *args)
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "no concept folder" in err and "5_alice" in err
+    assert snapshot(ds) == before  # a negated typo would otherwise have edited every caption
