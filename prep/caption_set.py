@@ -31,12 +31,12 @@ from prep.dataset import (
     parse_concept_folder_name,
 )
 from prep.errors import PrepError
+from prep.fsio import READ_FLAGS
 from prep.images import IMAGE_EXTENSIONS
 from prep.journal import Journal
 
 # Whitespace other than single spaces means a tag needs the full normaliser (collapse, tabs, NBSP).
 _NEEDS_FULL_PARSE = re.compile(r"[^\S ]|  ")
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _READ_CHUNK = 1 << 12  # most captions fit; a small buffer is cheaper to allocate
 
 
@@ -74,7 +74,7 @@ def parse_caption_fast(text: str) -> list[str]:
 
 def read_file_bytes(path: str) -> bytes:
     """A small file's bytes (os.read: half the cost of open().read() for a caption)."""
-    fd = os.open(path, _READ_FLAGS)
+    fd = os.open(path, READ_FLAGS)
     try:
         data = os.read(fd, _READ_CHUNK)
         if len(data) == _READ_CHUNK:

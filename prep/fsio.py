@@ -9,7 +9,26 @@ import os
 import sys
 
 _TEMP_SEQ = itertools.count()
+READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def write_new_file(path: str | os.PathLike[str], data: bytes, mode: int | None = None, *,
+                   fsync: bool = False) -> None:
+    """Create path (FileExistsError if it exists) holding data; `mode` None: 0o666 less the umask."""
+    fd = os.open(path, _CREATE_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    if mode is not None and not hasattr(os, "fchmod"):
+        os.chmod(path, mode)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> None:
@@ -24,30 +43,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
     while True:
         tmp = os.path.join(folder, f".{name}.{os.getpid()}-{next(_TEMP_SEQ)}.lorakit-tmp")
         try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+            write_new_file(tmp, data, mode, fsync=fsync)
             break
         except FileExistsError:
-            continue
+            continue  # not ours: try the next name
+        except BaseException:
+            _discard(tmp)
+            raise
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        if mode is not None and not hasattr(os, "fchmod"):
-            os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _discard(tmp)
         raise
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, fsync: bool = False) -> None:
@@ -98,16 +112,11 @@ def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     raise OSError(code, os.strerror(code), os.fspath(a), None, os.fspath(b))
 
 
-_UMASK: int | None = None
-
-
-def _umask() -> int:
-    global _UMASK
-    if _UMASK is None:
-        current = os.umask(0)
-        os.umask(current)
-        _UMASK = current
-    return _UMASK
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def is_temp_file(name: str) -> bool:

@@ -22,13 +22,11 @@ from pathlib import Path
 from prep.captions import format_caption
 from prep.dataset import LORAKIT_DIR
 from prep.errors import JournalError
-from prep.fsio import atomic_write_bytes, exchange
+from prep.fsio import READ_FLAGS, atomic_write_bytes, exchange, write_new_file
 
 JOURNAL_DIR = "journal"
 _INLINE_LIMIT = 64 * 1024  # larger previous contents go to a blob file, not the JSON line
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -178,7 +176,7 @@ class Operation:
         """
         st: os.stat_result | None
         try:
-            fd = os.open(name, _READ_FLAGS | _NOFOLLOW)
+            fd = os.open(name, READ_FLAGS | _NOFOLLOW)
         except FileNotFoundError:
             st, current = None, None
         except OSError as exc:
@@ -222,15 +220,7 @@ class Operation:
         if kept is None:
             atomic_write_bytes(name, data)
             return True
-        fd = os.open(kept, _CREATE_FLAGS, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
+        write_new_file(kept, data, mode)
         try:
             swapped = exchange(kept, name)
         except BaseException:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from prep.fsio import current_umask
+
 from .errors import LoraToolError
 
 DTYPE_NAMES = {
@@ -93,7 +95,7 @@ def iter_write_safetensors(path: str | os.PathLike[str], plan: Iterable[PlannedT
                     fh.write(memoryview(data.view(torch.uint8).numpy()))
                 del tensor, data
                 yield 0
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -109,12 +111,6 @@ def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tenso
     """Write an in-memory state dict atomically."""
     plan = [PlannedTensor(k, tuple(t.shape), t.dtype, (lambda t=t: t)) for k, t in tensors.items()]
     return write_safetensors(path, plan, metadata)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 class LazyTensors:
