@@ -25,7 +25,7 @@ from prep.captions import (
 from prep.config import ConfigError, option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
 from prep.implications import implied_by
-from prep.tag_query import PatternSet, TagPattern, match_key
+from prep.tag_query import PatternSet, Query, TagPattern, match_key, parse_query
 
 SORT_CHOICES = ("alpha", "frequency", "none")
 
@@ -256,14 +256,21 @@ def clean_tags(tags: Sequence[str], config: CleanConfig) -> list[str]:
 
 
 def clean_dataset(dataset: Dataset | str | Path, config: CleanConfig, *, dry_run: bool = False,
-                  caption_extension: str = DEFAULT_CAPTION_EXTENSION, command: str = "clean") -> EditReport:
-    """Clean every caption file of a dataset; write only changed ones, as one journal operation.
+                  caption_extension: str = DEFAULT_CAPTION_EXTENSION, command: str = "clean",
+                  where: str | Query | None = None) -> EditReport:
+    """Clean every caption file of a dataset (or those the `where` QUERY selects, e.g.
+    `concept:5_alice`); write only changed ones, as one journal operation.
 
     Images without a caption file are left alone (clean never creates captions).
     """
+    from prep.tag_edit import check_query_concepts
+
     scan = scan_dataset(dataset, caption_extension)
+    query = where if isinstance(where, Query) else parse_query(where)
+    check_query_concepts(query, scan)
     report = EditReport(dry_run=dry_run)
-    records = [r for r in read_captions(scan.entries, report.warnings) if r.exists]
+    records = [r for r in read_captions(scan.entries, report.warnings)
+               if r.exists and (not query.terms or query.matches_record(r))]
     cleaned = Cleaner(config).clean_all([r.tags for r in records])
     by_record = {id(r): tags for r, tags in zip(records, cleaned, strict=True)}
     with gc_paused():

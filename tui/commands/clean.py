@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, metavar="DATASET")
     add_arguments(parser, CleanConfig)
+    parser.add_argument("--where", metavar="QUERY", default=None,
+                        help="clean only the captions this QUERY selects (the `lorakit tags` query language), "
+                             "e.g. --where concept:5_alice for one concept folder")
     add_common_flags(parser)
     parser.set_defaults(func=run)
 
@@ -56,7 +59,7 @@ def load_config(args: argparse.Namespace) -> CleanConfig:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     report = clean_dataset(args.dataset, config, dry_run=args.dry_run, caption_extension=args.caption_extension,
-                           command=command_line("clean", args))
+                           command=command_line("clean", args), where=args.where)
     print_report(report, args, verb="cleaned")
     return 0
 
