@@ -2,7 +2,8 @@
 
 Declare fields with `option(default, "help text")`; `add_arguments` turns them into `--flag`s,
 `from_mapping` reads a TOML table (unknown keys rejected with a did-you-mean), and `resolve`
-layers CLI flags over the file.
+layers CLI flags over the file. `load_options` is the one way a command or a screen gets its
+options: the nearest `lorakit.toml`'s table (checked), then the flags.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import dataclasses
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -217,23 +219,115 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def find_workspace_file(start: Path) -> Path | None:
-    """`lorakit.toml` in the dataset folder or its parent (the workspace holding `dataset/`)."""
-    start = Path(start)
-    for folder in (start, start.parent):
-        candidate = folder / WORKSPACE_FILE
-        if candidate.is_file():
-            return candidate
+# The tables of lorakit.toml, one per stage (DESIGN.md); a table not listed here is a typo.
+WORKSPACE_TABLES = ("booru", "tagger", "clean", "concept", "validate", "fix", "dedupe", "reg", "train")
+
+
+def _ancestors(folder: Path) -> list[Path]:
+    folder = Path(folder).absolute()
+    return [folder, *folder.parents]
+
+
+def find_workspace_file(dataset: Path | None = None, cwd: Path | None = None) -> Path | None:
+    """The nearest `lorakit.toml`: in the dataset folder or a folder above it, else in the current
+    folder (`cwd`, default the process's) or above it."""
+    starts = [Path(dataset)] if dataset is not None else []
+    starts.append(Path.cwd() if cwd is None else Path(cwd))
+    for start in starts:
+        for folder in _ancestors(start):
+            candidate = folder / WORKSPACE_FILE
+            if candidate.is_file():
+                return candidate
     return None
 
 
+@dataclass(frozen=True)
+class WorkspaceFile:
+    """A parsed `lorakit.toml` (or none: `path` None, no tables) whose tables were all checked."""
+
+    path: Path | None = None
+    tables: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path | None:
+        """Where relative paths in the file point from."""
+        return self.path.parent if self.path is not None else None
+
+    def table(self, name: str) -> dict[str, Any]:
+        """A copy of `[name]` (empty when the file or the table is absent)."""
+        return dict(self.tables.get(name, {}))
+
+    def source(self, name: str) -> str:
+        """How errors name the table: `PATH [name]`."""
+        return f"{self.path} [{name}]" if self.path is not None else ""
+
+
+def read_workspace_file(path: Path) -> WorkspaceFile:
+    """Parse a `lorakit.toml`; a key that is not one of WORKSPACE_TABLES is an error with a did-you-mean."""
+    data = read_toml(Path(path))
+    for name, value in data.items():
+        if name not in WORKSPACE_TABLES:
+            close = difflib.get_close_matches(name, WORKSPACE_TABLES, n=1)
+            hint = f"; did you mean [{close[0]}]?" if close else f" (tables: {', '.join(WORKSPACE_TABLES)})"
+            raise ConfigError(f"{path}: unknown table [{name}]{hint}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {name} must be a table ([{name}] with key = value lines)")
+    return WorkspaceFile(Path(path), data)
+
+
+def find_workspace(dataset: Path | None = None, cwd: Path | None = None) -> WorkspaceFile:
+    """The checked workspace file nearest to the dataset, else to the current folder (empty if none)."""
+    path = find_workspace_file(dataset, cwd)
+    return read_workspace_file(path) if path is not None else WorkspaceFile()
+
+
+def rebase_path_fields(cls: type, values: Mapping[str, Any], folder: Path,
+                       path_or_id: Iterable[str] = ()) -> dict[str, Any]:
+    """Relative values of the Path-typed fields of `cls`, made relative to `folder` (the file's).
+
+    Fields in `path_or_id` hold a path or a hub id ("org/model"): rebased only when that path exists.
+    """
+    hints = _hints(cls)
+    either = set(path_or_id)
+    out = dict(values)
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in hints or not isinstance(value, str) or not value:
+            continue
+        is_path = _unwrap_optional(hints[name])[0] is Path
+        if not is_path and name not in either:
+            continue
+        path = Path(value).expanduser()
+        rebased = path if path.is_absolute() else folder / path
+        if is_path or rebased.exists():
+            out[key] = str(rebased)
+    return out
+
+
+def load_options(cls: type[T], table: str, args: argparse.Namespace | Mapping[str, Any] | None = None, *,
+                 dataset: Path | None = None, cwd: Path | None = None, workspace: WorkspaceFile | None = None,
+                 defaults: Mapping[str, Any] | None = None, path_or_id: Iterable[str] = (),
+                 adapt: Callable[[dict[str, Any], Path], dict[str, Any]] | None = None) -> T:
+    """The one options loader of every command and screen: `cls`'s defaults, then `defaults`, then
+    `[table]` of the nearest lorakit.toml (found from `dataset`, else the current folder; unknown
+    tables and keys get a did-you-mean; Path fields relative to the file), then the CLI flags in `args`.
+
+    `path_or_id` names str fields holding a path or a hub id (see rebase_path_fields);
+    `adapt(values, file_folder)` replaces the rebasing (another spelling, special paths);
+    pass `workspace` when the file was read already.
+    """
+    ws = workspace if workspace is not None else find_workspace(dataset, cwd)
+    values = dict(defaults or {})
+    if ws.path is not None:
+        file_values = ws.table(table)
+        folder = ws.path.parent
+        file_values = adapt(file_values, folder) if adapt else rebase_path_fields(cls, file_values, folder,
+                                                                                     path_or_id)
+        values.update(file_values)
+    return resolve(cls, args, values, ws.source(table))
+
+
 def workspace_table(start: Path, table: str) -> tuple[dict[str, Any], str]:
-    """The `[table]` of the workspace file near `start` (empty when absent), and its source name."""
-    path = find_workspace_file(start)
-    if path is None:
-        return {}, ""
-    data = read_toml(path)
-    section = data.get(table, {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [{table}] must be a table")
-    return section, f"{path} [{table}]"
+    """The `[table]` of the workspace file nearest to `start` (empty when absent), and its source name."""
+    ws = find_workspace(start)
+    return ws.table(table), ws.source(table)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prep.clip_tokens import MAX_TOKEN_LENGTHS, recommended_max_token_length
 from prep.config import option
@@ -26,7 +27,8 @@ from prep.validation.report import CODES, ConceptSummary, Problem, ValidationRep
 from prep.validation.runner import Inspection
 from prep.validation.scan import ConceptScan, FolderScan, TreeScan, scan_tree, suffix_of
 
-__all__ = ["CODES", "Problem", "ValidateOptions", "ValidationReport", "iter_validate", "validate"]
+__all__ = ["CODES", "Problem", "ValidateOptions", "ValidationReport", "iter_validate", "load_validate_options",
+           "validate"]
 
 STAGE = "validate"
 
@@ -259,3 +261,36 @@ def _build_report(root: Path, summaries: list[list[ConceptSummary]], problems: l
         batch_size=options.batch_size, epochs=options.epochs,
         longest_caption_tokens=stats.longest_tokens,
         recommended_max_token_length=recommended_max_token_length(stats.longest_tokens))
+
+
+# The trainer's epochs when [train] sets neither max_train_epochs nor max_train_steps (trainer.run.plan_steps).
+TRAIN_DEFAULT_EPOCHS = 10
+
+
+def load_validate_options(dataset: Path | None = None, args: Any = None, *,
+                          cwd: Path | None = None) -> ValidateOptions:
+    """`[validate]` of the nearest lorakit.toml, over what `[train]` will run (epochs, batch size, the
+    shorter side of its resolution, caption extension, an existing reg folder), then the CLI flags."""
+    from prep.config import find_workspace, load_options, rebase_path_fields
+
+    workspace = find_workspace(dataset, cwd)
+    train = workspace.table("train")
+    defaults: dict[str, Any] = {}
+    if workspace.path is not None and "train" in workspace.tables:
+        if isinstance(train.get("max_train_epochs"), int):
+            defaults["epochs"] = train["max_train_epochs"]
+        elif train.get("max_train_steps") is None:
+            defaults["epochs"] = TRAIN_DEFAULT_EPOCHS
+        if isinstance(train.get("train_batch_size"), int):
+            defaults["batch_size"] = train["train_batch_size"]
+        sides = [s for s in str(train.get("resolution", "")).replace("x", ",").split(",") if s.strip()]
+        if sides and all(s.strip().isdigit() for s in sides):
+            defaults["resolution"] = min(int(s) for s in sides)
+        if isinstance(train.get("caption_extension"), str):
+            defaults["caption_extension"] = train["caption_extension"]
+        reg = train.get("reg_dataset")
+        if isinstance(reg, str) and reg:
+            reg_path = Path(rebase_path_fields(ValidateOptions, {"reg": reg}, workspace.path.parent)["reg"])
+            if reg_path.is_dir():
+                defaults["reg"] = reg_path
+    return load_options(ValidateOptions, "validate", args, workspace=workspace, defaults=defaults)

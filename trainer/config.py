@@ -8,12 +8,20 @@ relative paths in a file are relative to that file's folder. Every field is also
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prep.config import ConfigError, add_arguments, from_mapping, read_toml, resolve, to_mapping
+from prep.config import (
+    WORKSPACE_FILE,
+    ConfigError,
+    add_arguments,
+    load_options,
+    read_toml,
+    read_workspace_file,
+    resolve,
+    to_mapping,
+)
 from prep.config import option as o
 
 MODEL_TYPE_CHOICES = ("auto", "sd1", "sd2", "sd2-v", "sdxl")
@@ -192,35 +200,27 @@ def _rebase_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
-def load_config(config_file: Path | None = None, args: argparse.Namespace | dict[str, Any] | None = None) -> TrainConfig:
-    """The file's values (top level or [train]) with CLI overrides layered on top."""
-    file_values: dict[str, Any] = {}
-    source = ""
+def load_config(config_file: Path | None = None, args: argparse.Namespace | dict[str, Any] | None = None,
+                cwd: Path | None = None) -> TrainConfig:
+    """The file's values (top level or [train]) with CLI overrides layered on top.
+
+    Without a file: `[train]` of the nearest lorakit.toml (from --dataset, else the current folder),
+    read by the one options loader.
+    """
     if config_file is None:
-        # No --config: the [train] table of the workspace's lorakit.toml beside/above the dataset.
-        config_file = _workspace_file(args)
-    if config_file is not None:
-        data = read_toml(Path(config_file))
-        file_values = _rebase_paths(config_table(data), Path(config_file).resolve().parent)
-        source = str(config_file)
-    return resolve(TrainConfig, args, file_values, source)
+        given = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+        dataset = given.get("dataset")
+        return load_options(TrainConfig, "train", args, dataset=Path(dataset) if dataset else None, cwd=cwd,
+                            adapt=_adapt_table)
+    path = Path(config_file)
+    if path.name == WORKSPACE_FILE:  # a workspace file: its tables are checked like every command's
+        return load_options(TrainConfig, "train", args, workspace=read_workspace_file(path), adapt=_adapt_table)
+    data = read_toml(path)
+    return resolve(TrainConfig, args, _adapt_table(config_table(data), path.resolve().parent), str(path))
 
 
-def _workspace_file(args: argparse.Namespace | dict[str, Any] | None) -> Path | None:
-    from prep.config import find_workspace_file
-
-    given = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
-    dataset = given.get("dataset")
-    if not dataset or not Path(dataset).is_dir():
-        return None
-    found = find_workspace_file(Path(dataset))
-    if found is None or not isinstance(read_toml(found).get("train"), dict):
-        return None
-    return found
-
-
-def config_from_mapping(values: dict[str, Any], source: str = "") -> TrainConfig:
-    return from_mapping(TrainConfig, values, source)
+def _adapt_table(values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    return _rebase_paths(config_table({"train": values}), folder.resolve())
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -234,7 +234,3 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                         help="the guide's name for --shuffle-caption")
 
-
-def field_help() -> dict[str, str]:
-    """Field name -> help text (for docs and the TUI)."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(TrainConfig)}

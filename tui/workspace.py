@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from prep.config import WORKSPACE_FILE, ConfigError, read_toml
+from prep.config import WORKSPACE_FILE, read_workspace_file
 from prep.errors import UserError
 
 WORKSPACE_FOLDERS = ("dataset", "reg", "output")
@@ -64,9 +64,7 @@ def open_workspace(path: Path) -> Workspace:
     if not config_file.is_file():
         raise WorkspaceError(f"{root}: not a lorakit workspace (no {WORKSPACE_FILE}); "
                              f"create one with `lorakit ui --init {path}`")
-    train = read_toml(config_file).get("train", {})
-    if not isinstance(train, dict):
-        raise ConfigError(f"{config_file}: [train] must be a table")
+    train = read_workspace_file(config_file).table("train")
     reg = _folder(root, train, "reg_dataset", "reg")
     return Workspace(root, config_file, _folder(root, train, "dataset", "dataset"),
                      reg if reg.is_dir() else None, _folder(root, train, "output_dir", "output"))

@@ -31,7 +31,8 @@ async def validated(pilot) -> DatasetScreen:
 
 
 async def test_concepts_and_problems_match_the_validate_report(workspace: Path):
-    expected = validate(workspace / "dataset", ValidateOptions(reg=workspace / "reg"))
+    # [train] sets no epochs: the screen counts the trainer's default 10, the steps training will run.
+    expected = validate(workspace / "dataset", ValidateOptions(reg=workspace / "reg", epochs=10))
     messages = []
     app = make_app(workspace)
     async with app.run_test(size=(140, 40), message_hook=messages.append) as pilot:
@@ -103,7 +104,8 @@ async def test_deep_validate_finds_a_truncated_image(workspace: Path):
 async def test_a_long_problem_list_is_capped_errors_first(workspace: Path, monkeypatch):
     monkeypatch.setattr(DatasetScreen, "MAX_ROWS", 3)
     write_image(workspace / "dataset" / "stray.png", (96, 96))  # one error among many warnings
-    expected = validate(workspace / "dataset", ValidateOptions(reg=workspace / "reg"))
+    # [train] sets no epochs: the screen counts the trainer's default 10, the steps training will run.
+    expected = validate(workspace / "dataset", ValidateOptions(reg=workspace / "reg", epochs=10))
     assert len(expected.problems) > 3 and len(expected.errors) == 1
     app = make_app(workspace)
     async with app.run_test(size=(140, 40)) as pilot:

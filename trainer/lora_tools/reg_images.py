@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prep.config import find_workspace_file, read_toml
+from prep.config import find_workspace
 from prep.dataset import Dataset
 from prep.events import Advanced, Finished, Started
 from prep.fsio import atomic_write_bytes, atomic_write_text
@@ -37,15 +37,14 @@ def concept_folder_name(prompt: str) -> str:
 
 def workspace_paths(start: Path) -> tuple[Path | None, Path | None]:
     """(dataset folder, workspace folder) near start: lorakit.toml's [train] dataset, or dataset/ beside it."""
-    toml = find_workspace_file(start)
-    root = toml.parent if toml else (start if (start / "dataset").is_dir() else None)
+    workspace = find_workspace(cwd=start)
+    root = workspace.folder or (start if (start / "dataset").is_dir() else None)
     if root is None:
         return None, None
     dataset = None
-    if toml:
-        train = read_toml(toml).get("train", {})
-        if isinstance(train, dict) and isinstance(train.get("dataset"), str):
-            dataset = (root / train["dataset"]).resolve()
+    train = workspace.table("train")
+    if isinstance(train.get("dataset"), str):
+        dataset = (root / train["dataset"]).resolve()
     if dataset is None and (root / "dataset").is_dir():
         dataset = root / "dataset"
     return dataset, root

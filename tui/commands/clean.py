@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prep.caption_set import EditReport
 from prep.clean import CleanConfig, clean_dataset
-from prep.config import add_arguments, resolve, workspace_table
+from prep.config import add_arguments, load_options
 from prep.errors import DatasetNotFound
 from tui.output import expand_at_files, print_json
 
@@ -46,14 +46,17 @@ def load_config(args: argparse.Namespace) -> CleanConfig:
     """[clean] of lorakit.toml, then the flags; @FILE lists expanded."""
     if not args.dataset.is_dir():
         raise DatasetNotFound(f"{args.dataset}: not a folder; pass the dataset folder")
-    table, source = workspace_table(args.dataset, "clean")
-    table = dict(table)
-    if isinstance(table.get("replace"), dict):  # `[clean.replace]` old = "new" reads naturally in TOML
-        table["replace"] = [f"{old.replace('=', chr(92) + '=')}={new}" for old, new in table["replace"].items()]
-    config = resolve(CleanConfig, args, table, source)
+    config = load_options(CleanConfig, "clean", args, dataset=args.dataset, adapt=_replace_table)
     return dataclasses.replace(config, replace=expand_at_files(config.replace),
                                remove=expand_at_files(config.remove),
                                remove_name=expand_at_files(config.remove_name))
+
+
+def _replace_table(table: dict, _folder: Path) -> dict:
+    """`[clean.replace]` old = "new" (natural in TOML) as the flag's OLD=NEW list."""
+    if isinstance(table.get("replace"), dict):
+        table["replace"] = [f"{old.replace('=', chr(92) + '=')}={new}" for old, new in table["replace"].items()]
+    return table
 
 
 def run(args: argparse.Namespace) -> int:

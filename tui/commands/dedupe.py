@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prep.config import add_arguments, resolve, workspace_table
+from prep.config import add_arguments, load_options
 from prep.dedupe import DedupeOptions
 
 
@@ -33,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise DatasetNotFound(f"{args.dataset}: not a folder; pass the dataset folder")
-    file_values, source = workspace_table(args.dataset, "dedupe")
-    options = resolve(DedupeOptions, args, file_values, source)
+    options = load_options(DedupeOptions, "dedupe", args, dataset=args.dataset)
     options.check()
     report = drive(find_duplicates(args.dataset, options))
     applied = None

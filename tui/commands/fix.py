@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from prep.config import add_arguments, resolve, workspace_table
+from prep.config import add_arguments, load_options
 from prep.fix.options import ALL_MAX_SIDE, FixOptions
 
 
@@ -33,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise DatasetNotFound(f"{args.dataset}: not a folder; pass the dataset folder")
-    file_values, source = workspace_table(args.dataset, "fix")
-    options = resolve(FixOptions, args, file_values, source)
+    options = load_options(FixOptions, "fix", args, dataset=args.dataset)
     if not options.any_selected():
         args._fix_parser.error("choose at least one fix (e.g. --alpha white, --missing-captions) or --all")
     report = drive(iter_fix(args.dataset, options, dry_run=args.dry_run))

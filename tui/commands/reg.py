@@ -27,13 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from prep.config import resolve, workspace_table
+    from prep.config import load_options
     from trainer.lora_tools.reg_config import RegConfig
     from trainer.lora_tools.reg_images import generate_reg_images
 
     cwd = Path.cwd()
-    table, source = workspace_table(cwd, "reg")
-    config = resolve(RegConfig, args, table, source)
+    config = load_options(RegConfig, "reg", args, cwd=cwd, path_or_id=("base",))
     summary = drive(generate_reg_images(config, cwd), label="reg images")
     if args.json:
         print_json(summary)

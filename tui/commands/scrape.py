@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from prep.config import ConfigError, add_arguments, resolve, workspace_table
+from prep.config import ConfigError, add_arguments, load_options
 from tui.output import expand_at_files, print_json
 
 
@@ -36,13 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from booru.sites import SITES
     from tui.output import drive
 
-    file_values: dict = {}
-    source = ""
     out = getattr(args, "out", None)
-    if out is not None:
-        file_values, source = workspace_table(Path(out), "booru")
     try:
-        config = resolve(ScrapeConfig, args, file_values, source)
+        # [booru] of the lorakit.toml nearest to --out, else to the current folder (which may set out).
+        config = load_options(ScrapeConfig, "booru", args, dataset=Path(out) if out is not None else None)
     except ConfigError as exc:
         if "command line" in str(exc):
             raise BooruUsageError(str(exc)) from None

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from prep.config import add_arguments, resolve, workspace_table
+from prep.config import add_arguments, load_options
 from tagger.config import TagConfig
 from tagger.models import DEFAULT_MODEL, KNOWN_MODELS
 from tui.output import drive, expand_at_files, print_json
@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("exclude", "always_first"):
         if hasattr(args, name):
             setattr(args, name, expand_at_files(getattr(args, name)))
-    file_values, source = workspace_table(args.dataset, "tagger")
-    config = resolve(TagConfig, args, file_values, source)
+    config = load_options(TagConfig, "tagger", args, dataset=args.dataset, path_or_id=("model",))
 
     from tagger.run import tag_dataset
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prep.config import add_arguments, resolve
-from prep.validate import ValidateOptions, ValidationReport, iter_validate
+from prep.config import add_arguments
+from prep.validate import ValidateOptions, ValidationReport, iter_validate, load_validate_options
 from prep.validation.report import ConceptSummary
 from tui.output import drive, print_json
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = resolve(ValidateOptions, args)
+    options = load_validate_options(args.dataset, args)
     report: ValidationReport = drive(iter_validate(args.dataset, options), label="validating",
                                      quiet=args.json, on_warning=lambda _event: None)
     if args.json:

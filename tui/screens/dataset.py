@@ -19,12 +19,10 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
 
 
 def validate_options(workspace: Workspace, deep: bool):
-    """The stage's options: the workspace's `[validate]` table, over the workspace's reg folder."""
-    from prep.config import resolve, workspace_table
-    from prep.validate import ValidateOptions
+    """The stage's options: the workspace's `[validate]` table over its `[train]` (the one loader)."""
+    from prep.validate import load_validate_options
 
-    table, source = workspace_table(workspace.dataset, "validate")
-    options = resolve(ValidateOptions, None, table, source)
+    options = load_validate_options(workspace.dataset, cwd=workspace.root)
     if options.reg is None and workspace.reg is not None:
         options = dataclasses.replace(options, reg=workspace.reg)
     return dataclasses.replace(options, deep=deep or options.deep)
