@@ -15,7 +15,7 @@ from pathlib import Path
 from prep.caption_set import EditReport, find_concept, scan_dataset
 from prep.captions import normalize_tag
 from prep.clean import place_trigger
-from prep.config import ConfigError, find_workspace_file, from_mapping, option, workspace_table
+from prep.config import ConfigError, find_workspace_file, load_options, option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION
 from prep.tag_edit import EditSpec, edit_dataset
 from prep.tag_query import Query, Term
@@ -42,9 +42,8 @@ class ConceptConfig:
 
 
 def load_concept_config(dataset: Path) -> ConceptConfig:
-    """`[concept]` of the workspace file beside `dataset` (defaults when there is none)."""
-    table, source = workspace_table(Path(dataset), TABLE)
-    return from_mapping(ConceptConfig, table, source)
+    """`[concept]` of the nearest workspace file (the one options loader; defaults when there is none)."""
+    return load_options(ConceptConfig, TABLE, dataset=Path(dataset))
 
 
 @dataclass
@@ -84,7 +83,8 @@ def apply_concept(dataset: str | Path, config: ConceptConfig, *, config_file: Pa
     edit = edit_dataset(root, spec, where=concept_query(config.concept), dry_run=dry_run,
                         caption_extension=caption_extension, command=text)
     report = ConceptReport(edit, warnings=list(edit.warnings))
-    target = config_file if config_file is not None else find_workspace_file(root)
+    # Only a file in the dataset's folder or above it: never the current folder's for a dataset elsewhere.
+    target = config_file if config_file is not None else find_workspace_file(root, cwd=root)
     report.config_file = target
     if not dry_run and target is not None:
         from prep.toml_edit import update_table
