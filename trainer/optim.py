@@ -31,19 +31,19 @@ def optimizer_available(name: str) -> str | None:
             import bitsandbytes  # noqa: F401
             import torch
         except ImportError:
-            return "AdamW8bit needs bitsandbytes (pip install bitsandbytes)"
+            return "AdamW8bit needs bitsandbytes and a CUDA GPU: pip install 'lorakit[gpu]'"
         if not torch.cuda.is_available():
             return "AdamW8bit needs a CUDA GPU; use AdamW on this machine"
     if name == "Prodigy":
         try:
             import prodigyopt  # noqa: F401
         except ImportError:
-            return "Prodigy needs prodigyopt (pip install prodigyopt)"
+            return "Prodigy needs prodigyopt: pip install 'lorakit[optim]'"
     if name == "Lion":
         try:
             import lion_pytorch  # noqa: F401
         except ImportError:
-            return "Lion needs lion-pytorch (pip install lion-pytorch)"
+            return "Lion needs lion-pytorch: pip install 'lorakit[optim]'"
     return None
 
 
