@@ -8,6 +8,7 @@ from pathlib import Path
 from booru.captions import DEFAULT_CATEGORIES
 from booru.sites import SITES
 from prep.config import option
+from prep.images import MAX_PIXELS
 
 
 @dataclass
@@ -30,5 +31,11 @@ class ScrapeConfig:
     rate: float | None = option(None, "API requests per second (default: 1 for e621, e926 and "
                                       "gelbooru-v02, 2 for the rest)")
     concurrency: int = option(4, "parallel file downloads")
+    max_file_mb: float = option(100.0, "skip files over this many megabytes (a larger Content-Length is "
+                                       "refused before reading)")
+    min_rate: float = option(8.0, "drop a file arriving slower than this many KiB/s, averaged after its "
+                                  "first 20 s (0: no minimum)")
+    file_timeout: float = option(600.0, "drop a file that takes longer than this many seconds")
+    max_pixels: int = option(MAX_PIXELS, "skip images of more pixels than this (validate's too-large limit)")
     refresh_captions: bool = option(False, "rewrite the captions of saved posts from the archive (e.g. with "
                                            "other --categories) without downloading")

@@ -17,9 +17,11 @@ NOT_STILL_IMAGE = "not_still_image"
 RATING = "rating"
 SCORE = "score"
 TOO_SMALL = "too_small"
+TOO_LARGE = "too_large"  # the file is over --max-file-mb
+TOO_MANY_PIXELS = "too_many_pixels"  # the image is over --max-pixels
 BLACKLISTED = "blacklisted"
 QUERY = "query"
-INVALID = "invalid"
+BAD_RECORD = "bad-record"  # a post record lorakit cannot use safely (wrong types, hostile ids or URLs)
 ALREADY_PRESENT = "already_present"
 
 

@@ -1,59 +1,42 @@
-"""HTTP for the booru APIs: a descriptive User-Agent, a request-rate limit, retries and backoff.
+"""HTTP for the booru APIs: a descriptive User-Agent, a request-rate limit, the one retry policy.
 
-API requests go through `ApiClient.get`, which spaces them by `--rate`, honours Retry-After on
-429/503, backs off exponentially on other 5xx and dropped connections (at most MAX_TRIES tries),
-and ends the run on a Cloudflare challenge instead of retrying into it.
+API requests go through `ApiClient.get`, which spaces them by `--rate`, reads the body within limits
+(decoded size, minimum rate), and retries under booru/retry.py's single budget: 429/503 with
+Retry-After, other 5xx and dropped connections with backoff, and answers the caller's `check` asks
+to retry (a 200 that is not JSON, Moebooru's 500), MAX_TRIES tries in all. A Cloudflare challenge
+ends the run instead of being retried into.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
 import prep
 from booru.errors import ApiError, AuthError, CloudflareError, UnreachableError
+from booru.redact import Redactor, redact_patterns
+from booru.retry import MAX_TRIES, RetryableAnswer, wait_before_retry
+from booru.transfer import Limits, TransferError, rate_window, read_body
 
-MAX_TRIES = 5
-RETRY_AFTER_CAP = 120.0
+__all__ = ["MAX_TRIES", "TIMEOUT", "TRANSPORT_ERRORS", "ApiClient", "RateLimiter", "Redactor", "new_session",
+           "site_message", "user_agent"]
+
 TIMEOUT = (15.0, 60.0)
-# Tests (and impatient users) shrink the backoff base; the documented behaviour is 1, 2, 4, 8 s.
-BACKOFF_ENV = "LORAKIT_BOORU_BACKOFF"
+MAX_API_BODY = 64 * 1024 * 1024  # decoded bytes of one API answer (a gzip bomb stops here)
+API_MIN_RATE = 8 * 1024  # bytes/s after the grace window: a slower answer is a failed try
 
 TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                     requests.exceptions.ContentDecodingError)
+T = TypeVar("T")
 
 
 def user_agent() -> str:
     return f"lorakit/{prep.__version__} (+{prep.PROJECT_URL})"
-
-
-def backoff_base() -> float:
-    try:
-        return max(0.0, float(os.environ.get(BACKOFF_ENV, "1")))
-    except ValueError:
-        return 1.0
-
-
-def backoff_delay(attempt: int) -> float:
-    """Seconds to wait before try attempt+1 (attempt counts from 1)."""
-    return min(60.0, backoff_base() * (2 ** (attempt - 1)))
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare on boorus; fall back to the backoff
-    return min(max(0.0, seconds), RETRY_AFTER_CAP)
 
 
 def is_cloudflare_challenge(response: requests.Response, body: bytes | None = None) -> bool:
@@ -92,18 +75,6 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-class Redactor:
-    """Replaces every secret value in a text; used on anything that may reach a message."""
-
-    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
 def site_message(response: requests.Response) -> str:
     """The error text a booru put in its JSON body (message/reason), cut short; else the status."""
     try:
@@ -118,15 +89,15 @@ def site_message(response: requests.Response) -> str:
                 break
     if not text:
         text = response.reason or ""
-    text = " ".join(text.split())
-    return text[:200]
+    text = " ".join(redact_patterns(text).split())
+    return "".join(c if c.isprintable() else "?" for c in text[:200])
 
 
 class ApiClient:
     """Rate-limited, retrying GETs against one site's API."""
 
     def __init__(self, *, site: str, rate: float, auth_hint: str, redact: Redactor,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, min_rate: float = API_MIN_RATE) -> None:
         self.site = site
         self.limiter = RateLimiter(rate)
         self.session = new_session()
@@ -134,46 +105,71 @@ class ApiClient:
         self.redact = redact
         self.sleep = sleep
         self.requests_made = 0
+        self.limits = Limits(MAX_API_BODY, min_rate, window=rate_window())
+
+    def message(self, response: requests.Response) -> str:
+        """The site's error text, redacted."""
+        return self.redact(site_message(response))
 
     def get(self, url: str, params: Mapping[str, Any] | None = None, *, auth: tuple[str, str] | None = None,
             passthrough: Iterable[int] = ()) -> requests.Response:
         """GET an API URL; returns 2xx responses and those in passthrough, raises BooruError otherwise."""
+        return self.request(url, params, auth=auth, passthrough=passthrough)[0]
+
+    def request(self, url: str, params: Mapping[str, Any] | None = None, *, auth: tuple[str, str] | None = None,
+                passthrough: Iterable[int] = (),
+                check: Callable[[requests.Response], T] | None = None) -> tuple[requests.Response, T | None]:
+        """GET with the one retry budget. check(response) turns an accepted response into a value, or
+        raises RetryableAnswer to spend another try on it."""
         host = urlsplit(url).netloc or url
         allowed = set(passthrough)
+        last = ""
         for attempt in range(1, MAX_TRIES + 1):
             self.limiter.wait()
             self.requests_made += 1
+            final = attempt == MAX_TRIES
             try:
-                response = self.session.get(url, params=params, auth=auth, timeout=TIMEOUT)
-                body = response.content  # read now: a dropped body is a transport error too
-            except TRANSPORT_ERRORS as exc:
-                if attempt == MAX_TRIES:
+                with self.session.get(url, params=params, auth=auth, timeout=TIMEOUT, stream=True) as response:
+                    body = read_body(response, self.limits, what=f"{self.site}'s answer")
+                    response._content, response._content_consumed = body, True  # requests' own cache
+            except (TransferError, *TRANSPORT_ERRORS) as exc:
+                reason = exc.message if isinstance(exc, TransferError) else _transport_reason(exc)
+                if final:
                     raise UnreachableError(
-                        f"cannot reach {self.site} at {host} ({_transport_reason(exc)}) after {MAX_TRIES} "
-                        "tries; check the address and your connection") from None
-                self.sleep(backoff_delay(attempt))
+                        f"cannot reach {self.site} at {host} ({reason}) after {MAX_TRIES} tries; check the "
+                        "address and your connection") from None
+                self.sleep(wait_before_retry(attempt))
                 continue
+            except requests.RequestException as exc:
+                raise ApiError(f"{self.site}: the request to {host} failed "
+                               f"({self.redact(type(exc).__name__)}); check --base-url") from None
             status = response.status_code
-            if is_cloudflare_challenge(response, body):
+            if is_cloudflare_challenge(response, response.content):
                 raise CloudflareError(
                     f"{self.site} ({host}) answered with a Cloudflare challenge (HTTP {status}); lorakit "
                     "does not solve challenges: wait a while, lower --rate, or use another --base-url")
             if 200 <= status < 300 or status in allowed:
-                return response
+                if check is None:
+                    return response, None
+                try:
+                    return response, check(response)
+                except RetryableAnswer as exc:
+                    last = self.redact(exc.message)
+                    if final:
+                        raise ApiError(f"{self.site} {last} {MAX_TRIES} times; check --base-url, or try "
+                                       "again later") from None
+                    self.sleep(exc.wait if exc.wait is not None else wait_before_retry(attempt))
+                    continue
             if status in (401, 403):
-                message = self.redact(site_message(response))
-                raise AuthError(f"{self.site} refused the request (HTTP {status}: {message}); "
+                raise AuthError(f"{self.site} refused the request (HTTP {status}: {self.message(response)}); "
                                 f"{self.auth_hint}")
             if status in (429, 503) or 500 <= status < 600:
-                if attempt == MAX_TRIES:
-                    message = self.redact(site_message(response))
-                    raise ApiError(f"{self.site} kept failing (HTTP {status}: {message}) after {MAX_TRIES} "
-                                   "tries; try again later or lower --rate")
-                wait = retry_after_seconds(response) if status in (429, 503) else None
-                self.sleep(wait if wait is not None else backoff_delay(attempt))
+                if final:
+                    raise ApiError(f"{self.site} kept failing (HTTP {status}: {self.message(response)}) after "
+                                   f"{MAX_TRIES} tries; try again later or lower --rate")
+                self.sleep(wait_before_retry(attempt, response))
                 continue
-            message = self.redact(site_message(response))
-            raise ApiError(f"{self.site} rejected the search (HTTP {status}: {message})")
+            raise ApiError(f"{self.site} rejected the search (HTTP {status}: {self.message(response)})")
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -15,16 +15,19 @@ from urllib.parse import urlsplit
 from booru.archive import Archive
 from booru.captions import parse_categories
 from booru.config import ScrapeConfig
-from booru.download import PART_SUFFIX, Cancelled, DownloadResult, download_post
-from booru.errors import BooruUsageError
-from booru.filters import ALREADY_PRESENT, INVALID, PostFilter
-from booru.http import ApiClient, Redactor
+from booru.download import PART_SUFFIX, Cancelled, DownloadResult, FileLimits, download_post
+from booru.endpoint import Endpoint, credential_check, resolve_endpoint
+from booru.errors import BooruError, BooruUsageError
+from booru.filters import ALREADY_PRESENT, BAD_RECORD, PostFilter
+from booru.http import ApiClient
 from booru.post import Post, Rejected
+from booru.redact import Redactor
 from booru.refresh import refresh_captions
 from booru.saving import Writer, already_present, commit_download, relative, remove_parts, target_folder
 from booru.sites import SITES, SiteInfo, make_family
 from booru.sites.base import Credentials, Family
 from booru.summary import ScrapeSummary
+from booru.transfer import abort_all
 from prep.events import Advanced, Event, Finished, Started, Warned
 
 __all__ = ["ScrapeSummary", "auth_hint", "credentials_from_env", "refresh_captions", "scrape"]
@@ -66,6 +69,12 @@ def _check(config: ScrapeConfig) -> SiteInfo:
         raise BooruUsageError("--concurrency must be at least 1")
     if config.rate is not None and not config.rate > 0:
         raise BooruUsageError("--rate must be above 0 (requests per second)")
+    for name, value in (("--max-file-mb", config.max_file_mb), ("--file-timeout", config.file_timeout),
+                        ("--max-pixels", config.max_pixels)):
+        if not value > 0:
+            raise BooruUsageError(f"{name} must be above 0")
+    if config.min_rate < 0:
+        raise BooruUsageError("--min-rate must be 0 or more (KiB/s)")
     if config.base_url is not None and urlsplit(config.base_url).scheme not in ("http", "https"):
         raise BooruUsageError(f"--base-url: {config.base_url!r} is not an http(s) URL")
     if site.root is None and config.base_url is None and not config.refresh_captions:
@@ -79,22 +88,43 @@ def _command_line(config: ScrapeConfig) -> str:
     return f"scrape --site {config.site} --tags {config.tags!r} --limit {config.limit}"
 
 
-def scrape(config: ScrapeConfig, credentials: Credentials | None = None) -> Iterator[Event]:
-    """Search, filter and download until `limit` posts are saved or the search runs out."""
+def scrape(config: ScrapeConfig, credentials: Credentials | None = None, *, base_url_origin: str = "",
+           allow_insecure: bool = False) -> Iterator[Event]:
+    """Search, filter and download until `limit` posts are saved or the search runs out.
+
+    base_url_origin: where config.base_url came from: booru.endpoint.COMMAND_LINE, or the workspace
+    file's name (credentials are then not sent to it). allow_insecure: credentials may go over http.
+    """
     if config.refresh_captions:
         yield from refresh_captions(config)
         return
     site = _check(config)
-    run = _Run(config, site, credentials or Credentials())
-    yield Started("scrape", config.limit)
-    yield from run.events()
+    credentials = credentials or Credentials()
+    endpoint = resolve_endpoint(site, config.base_url, base_url_origin)
+    assert endpoint is not None  # _check asked for --base-url
+    has_keys = bool(credentials.api_key or credentials.login or credentials.user_id)
+    warning = credential_check(endpoint, site, has_keys, allow_insecure)
+    redact = Redactor([credentials.api_key, credentials.user_id if has_keys else None], login=credentials.login)
+    if warning is not None:
+        credentials = Credentials()
+    try:
+        run = _Run(config, site, credentials, endpoint, redact)
+        yield Started("scrape", config.limit)
+        if warning is not None:
+            yield Warned(warning)
+        for event in run.events():
+            yield Warned(redact(event.message), event.path) if isinstance(event, Warned) else event
+    except BooruError as exc:
+        exc.args = (redact(str(exc)),)
+        raise
     yield Finished(run.summary)
 
 
 class _Run:
     """One scrape: the search feeds a bounded queue of downloads; results are saved in this thread."""
 
-    def __init__(self, config: ScrapeConfig, site: SiteInfo, credentials: Credentials) -> None:
+    def __init__(self, config: ScrapeConfig, site: SiteInfo, credentials: Credentials, endpoint: Endpoint,
+                 redact: Redactor) -> None:
         assert config.out is not None and config.limit is not None and config.tags is not None
         self.config = config
         self.limit = config.limit
@@ -104,8 +134,11 @@ class _Run:
         self.root = config.out
         self.folder = target_folder(config)
         client = ApiClient(site=site.name, rate=config.rate or site.default_rate, auth_hint=auth_hint(site),
-                           redact=Redactor([credentials.api_key]))
-        self.family: Family = make_family(site, config.base_url or site.root or "", client, credentials)
+                           redact=redact)
+        self.family: Family = make_family(site, endpoint.url, client, credentials)
+        self.limits = FileLimits(max_bytes=int(config.max_file_mb * 1_000_000), min_rate=config.min_rate * 1024,
+                                 deadline=config.file_timeout, max_pixels=config.max_pixels,
+                                 allow_local=endpoint.loopback)
         self.summary = ScrapeSummary(folder=str(self.folder))
         self.cancel = threading.Event()
         self.pending: dict[Future[DownloadResult], Post] = {}
@@ -146,6 +179,7 @@ class _Run:
             self.summary.files.sort(key=lambda f: self.position.get(f, 0))
         finally:
             self.cancel.set()
+            abort_all()  # blocked reads return now: Ctrl-C stops the run within a second
             executor.shutdown(wait=True, cancel_futures=True)
             remove_parts(self.root)
             self.writer.close(failed)
@@ -158,7 +192,7 @@ class _Run:
             return
         if isinstance(item, Rejected):
             self.summary.skipped[item.reason] += 1
-            if item.reason == INVALID and item.message:
+            if item.reason == BAD_RECORD and item.message:
                 yield Warned(item.message)
             return
         if item.id in self.seen:
@@ -174,7 +208,8 @@ class _Run:
             yield Advanced(1, item.file_name)
             return
         part = self.folder / (item.file_name + PART_SUFFIX)
-        future = executor.submit(download_post, item, part, min_side=self.config.min_side, cancel=self.cancel)
+        future = executor.submit(download_post, item, part, min_side=self.config.min_side, cancel=self.cancel,
+                                 limits=self.limits)
         self.pending[future] = item
 
     def settle(self, result: DownloadResult) -> Iterator[Event]:
@@ -194,3 +229,5 @@ class _Run:
             yield Warned(result.message, path=result.post.file_name)
         else:
             self.summary.skipped[result.reason] += 1
+            if result.message:
+                yield Warned(result.message)

@@ -29,6 +29,19 @@ def normalize_tag(tag: str) -> str:
     return _WHITESPACE.sub(" ", tag).strip()
 
 
+# Characters that would break a caption's one line or forge output: C0/C1 controls, DEL, and the
+# Unicode line and paragraph separators (str.splitlines breaks on those too).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_tag(tag: str) -> str:
+    """A tag safe to write on the caption's one line: control characters become spaces, a comma
+    inside the tag becomes a space (kohya splits captions on commas), whitespace collapsed."""
+    if "," in tag or not tag.isprintable():
+        tag = _UNSAFE.sub(" ", tag).replace(",", " ")
+    return normalize_tag(tag)
+
+
 def parse_caption(text: str) -> list[str]:
     """Split caption text into tags: trimmed, inner whitespace collapsed, empty tags dropped."""
     if text.startswith("\ufeff"):
@@ -42,8 +55,13 @@ def parse_caption(text: str) -> list[str]:
 
 
 def format_caption(tags: Iterable[str]) -> str:
-    """Join tags into the one-line caption form (no trailing newline)."""
-    return TAG_SEPARATOR.join(tags)
+    """Join tags into the one-line caption form (no trailing newline); a tag holding a control
+    character or a comma is made one-line safe (clean_tag), and dropped when nothing is left."""
+    tags = tags if isinstance(tags, list) else list(tags)
+    text = TAG_SEPARATOR.join(tags)
+    if text.isprintable() and text.count(",") == max(0, len(tags) - 1):  # one C pass in the common case
+        return text
+    return TAG_SEPARATOR.join(t for t in map(clean_tag, tags) if t)
 
 
 def decode_caption_bytes(data: bytes, path: Path | str = "") -> str:

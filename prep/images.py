@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 # What kohya sd-scripts (and so lorakit's trainer) reads; compared case-insensitively.
+# The most pixels lorakit takes in: `validate` reports larger images as too-large, `scrape` refuses
+# them at download (--max-pixels), and `fix --all` downscales below it. A 50-megapixel image costs
+# about 150 MB decoded; the tagger and trainer would hold several.
+MAX_PIXELS = 50_000_000
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 
 # Image formats users collect that kohya does not read.

@@ -19,7 +19,7 @@ from prep.config import option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, normalize_caption_extension
 from prep.errors import DatasetNotFound, PrepError
 from prep.events import Advanced, Event, Finished, Started, Warned
-from prep.images import FORMAT_EXTENSIONS
+from prep.images import FORMAT_EXTENSIONS, MAX_PIXELS
 from prep.validation.caption_checks import CaptionStats, check_folder_captions
 from prep.validation.duplicates import find_duplicates
 from prep.validation.inspect import BOMB, CORRUPT, UNREADABLE, ImageInfo
@@ -191,7 +191,7 @@ def _unsupported_message(name: str) -> str:
 def _pixel_limit() -> float:
     from PIL import Image
 
-    return Image.MAX_IMAGE_PIXELS or math.inf
+    return min(MAX_PIXELS, Image.MAX_IMAGE_PIXELS or math.inf)
 
 
 def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: ValidateOptions,
@@ -212,8 +212,8 @@ def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: Val
                                                         f"not {suffix}{rename}"))
     if info.width * info.height > pixel_limit:
         found.append(problem("too-large", rel,
-                             f"{info.width}x{info.height} is over Pillow's {pixel_limit:,}-pixel safety "
-                             "limit (it warns of a decompression bomb); downscale it"))
+                             f"{info.width}x{info.height} is over lorakit's {pixel_limit:,}-pixel limit "
+                             "(taggers and trainers would decode it whole); downscale it"))
     if info.has_alpha:
         found.append(problem("has-alpha", rel,
                              "has transparency; trainers drop the alpha channel, so the colour under "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prep.captions import clean_tag
 from tagger.errors import TaggerError
 
 CATEGORY_GENERAL = 0
@@ -46,7 +47,7 @@ def parse_labels(text: str, source: str = "selected_tags.csv") -> Labels:
         if not row or all(not cell.strip() for cell in row):
             continue
         try:
-            name = row[name_col].strip()
+            name = clean_tag(row[name_col])  # one line: no control characters, no commas
             category = int(row[cat_col])
         except (IndexError, ValueError):
             raise TaggerError(f"{source}: line {line_no} is not a label row (name, integer category): {row!r}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -13,14 +13,34 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from booru.errors import ApiError
-from booru.http import MAX_TRIES, ApiClient, backoff_delay, site_message
+from booru.filters import BAD_RECORD
+from booru.http import ApiClient
 from booru.post import Post, Rejected
 from booru.query import split_for_limit, split_terms
+from booru.redact import redact_patterns
+from booru.retry import RetryableAnswer
+from booru.transfer import BadAddress, check_address
+from prep.captions import clean_tag
 from prep.events import Warned
 
 SearchItem = Post | Rejected | Warned
+INT_MAX = 2**63 - 1  # SQLite's integer range: an id beyond it is hostile, not a post
 MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 _TAG_LIMIT = re.compile(r"more than (\d+) tags?", re.IGNORECASE)
+
+
+class BadNumber(str):
+    """An integer literal too long for any field (kept as text so the int fields can reject it)."""
+
+
+def _parse_int(text: str) -> int | BadNumber:
+    return int(text) if len(text) <= 20 else BadNumber(text[:24])
+
+
+def loads(text: str) -> Any:
+    """json.loads, with integer literals past 20 digits kept as BadNumber (Python refuses to convert
+    4,300-digit ones, which would fail the whole page)."""
+    return json.loads(text, parse_int=_parse_int)
 
 
 class InvalidRecord(Exception):
@@ -61,15 +81,23 @@ def opt_int(record: Mapping[str, Any], key: str) -> int | None:
     value = record.get(key)
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool) or isinstance(value, BadNumber):
         raise InvalidRecord(f"field {key!r} is not a number")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise InvalidRecord(f"field {key!r} is not a number")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdigit() and len(digits) <= 19:
+            number = int(text)
+    if number is None:
+        raise InvalidRecord(f"field {key!r} is not a number")
+    if not -INT_MAX <= number <= INT_MAX:
+        raise InvalidRecord(f"field {key!r} is out of range")
+    return number
 
 
 def opt_str(record: Mapping[str, Any], key: str) -> str | None:
@@ -113,7 +141,12 @@ def tag_list(value: Any, key: str) -> list[str]:
         names = [v for v in value if v.strip()]
     else:
         raise InvalidRecord(f"field {key!r} is not a tag list")
-    return [html.unescape(n).strip() for n in names if html.unescape(n).strip()]
+    out = []
+    for name in names:
+        tag = clean_tag(html.unescape(name))
+        if tag:
+            out.append(tag)
+    return out
 
 
 def post_id(record: Mapping[str, Any]) -> int:
@@ -153,7 +186,8 @@ def raw_id(record: Any) -> str:
     if isinstance(record, Mapping):
         value = record.get("id")
         if isinstance(value, (int, str)) and not isinstance(value, bool):
-            return str(value)[:20]
+            text = value if isinstance(value, str) else str(value) if abs(value) < 10**20 else "(huge)"
+            return "".join(c if c.isprintable() else "?" for c in text[:20])
     return "?"
 
 
@@ -190,8 +224,17 @@ class Family:
         """An absolute http(s) URL for a file, or None (relative paths resolve against the root)."""
         if not value:
             return None
-        absolute = urljoin(self.base_url + "/", value)
-        return absolute if urlsplit(absolute).scheme in ("http", "https") else None
+        try:
+            absolute = urljoin(self.base_url + "/", value)
+        except ValueError:
+            raise InvalidRecord("its file URL is malformed") from None
+        if urlsplit(absolute).scheme not in ("http", "https"):
+            return None
+        try:
+            check_address(absolute, allow_local=True)
+        except BadAddress as exc:
+            raise InvalidRecord(f"its file URL is unusable: {exc}") from None
+        return absolute
 
     def search(self, query: str, page_size: int) -> Iterator[SearchItem]:
         """Posts in the site's order; over the site's tag limit the query is cut down, and the terms
@@ -218,34 +261,34 @@ class Family:
 
     def parse_safe(self, record: Any) -> Post | Rejected:
         if not isinstance(record, Mapping):
-            return Rejected("invalid", "?", "a post record is not an object; skipped")
+            return Rejected(BAD_RECORD, "?", "a post record is not an object; skipped")
         try:
             return self.parse(record)
         except InvalidRecord as exc:
-            return Rejected("invalid", raw_id(record), f"post {raw_id(record)}: {exc}; skipped")
+            return Rejected(BAD_RECORD, raw_id(record), f"post {raw_id(record)}: {exc}; skipped")
 
     def fetch_json(self, url: str, params: Mapping[str, Any], *, auth: tuple[str, str] | None = None,
-                   passthrough: tuple[int, ...] = ()) -> tuple[requests.Response, Any]:
-        """GET and decode JSON; a non-JSON 200 goes to non_json_body, else is retried, then fatal."""
-        for attempt in range(1, MAX_TRIES + 1):
-            response = self.client.get(url, params, auth=auth, passthrough=passthrough)
+                   passthrough: tuple[int, ...] = (),
+                   check: Callable[[requests.Response], Any] | None = None) -> tuple[requests.Response, Any]:
+        """GET and decode JSON within the one retry budget: a non-JSON 200 goes to non_json_body, else
+        it spends a try. check(response) sees passthrough statuses first (it may raise RetryableAnswer)."""
+
+        def decode(response: requests.Response) -> Any:
             if response.status_code in passthrough:
-                return response, None
+                return check(response) if check is not None else None
             text = response.content.decode("utf-8", "replace")
             try:
-                return response, json.loads(text)
+                return loads(text)
             except ValueError:
                 pass
             special = self.non_json_body(response, text)
             if special is not None:
-                return response, special
-            if attempt == MAX_TRIES:
-                snippet = self.client.redact(" ".join(text.split()))[:80]
-                snippet = "".join(c if c.isprintable() else "?" for c in snippet)
-                raise ApiError(f"{self.site} answered with something that is not JSON ({snippet!r}) "
-                               f"{MAX_TRIES} times; check --base-url, or try again later")
-            self.client.sleep(backoff_delay(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+                return special
+            snippet = self.client.redact(" ".join(text.split()))[:80]
+            snippet = "".join(c if c.isprintable() else "?" for c in snippet)
+            raise RetryableAnswer(f"answered with something that is not JSON ({snippet!r})")
+
+        return self.client.request(url, params, auth=auth, passthrough=passthrough, check=decode)
 
 
 def as_record_list(data: Any, site: str, key: str | None = None) -> list[Any]:
@@ -259,7 +302,8 @@ def as_record_list(data: Any, site: str, key: str | None = None) -> list[Any]:
     if isinstance(data, Mapping):
         if data.get("success") is False:
             reason = data.get("message") or data.get("reason") or "unknown error"
-            raise ApiError(f"{site} reported an error: {str(reason)[:200]}")
+            text = "".join(c if c.isprintable() else "?" for c in redact_patterns(str(reason))[:200])
+            raise ApiError(f"{site} reported an error: {text}")
         if "id" in data:
             return [data]
         return []
@@ -300,14 +344,14 @@ class IdCursorFamily(Family):
             response, data = self.fetch_json(self.url("/posts.json"), params, auth=self.credentials.basic,
                                               passthrough=(410, 422))
             if response.status_code == 422:
-                message = site_message(response)
+                message = self.client.message(response)
                 limit = tag_limit_of(message)
                 if limit is None:
                     raise ApiError(f"{self.site} rejected the query: {message}")
                 raise TagLimitExceeded(limit, message)
             if response.status_code == 410:
                 yield Warned(f"{self.site} serves no pages beyond {page - 1} for this query "
-                             f"({site_message(response)}); stopping there")
+                             f"({self.client.message(response)}); stopping there")
                 return
             records = self.records_of(data)
             if not records:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from booru.errors import ApiError
-from booru.http import MAX_TRIES, backoff_delay, site_message
 from booru.post import UNCATEGORIZED, Post, normalize_rating
 from booru.query import E621_FREE_METATAGS
+from booru.retry import RetryableAnswer
 from booru.sites.base import (
     Family,
     SearchItem,
@@ -62,20 +61,18 @@ class Moebooru(Family):
             page += 1
 
     def fetch_page(self, params: dict[str, Any]) -> Any:
-        """Moebooru reports a tag-limit error as a 500, so 500s are read before they are retried."""
-        for attempt in range(1, MAX_TRIES + 1):
-            response, data = self.fetch_json(self.url("/post.json"), params, passthrough=(500,))
-            if response.status_code != 500:
-                return data
-            message = site_message(response)
+        """Moebooru reports a tag-limit error as a 500, so 500s are read before they are retried (within
+        the request's one retry budget)."""
+
+        def read_500(response: Any) -> Any:
+            message = self.client.message(response)
             limit = tag_limit_of(message)
             if limit is not None:
                 raise TagLimitExceeded(limit, message)
-            if attempt == MAX_TRIES:
-                raise ApiError(f"{self.site} kept failing (HTTP 500: {message}) after {MAX_TRIES} tries; "
-                               "try again later")
-            self.client.sleep(backoff_delay(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+            raise RetryableAnswer(f"kept failing (HTTP 500: {message}); tried")
+
+        _, data = self.fetch_json(self.url("/post.json"), params, passthrough=(500,), check=read_500)
+        return data
 
     def parse(self, record: Mapping[str, Any]) -> Post:
         pid = post_id(record)

@@ -9,9 +9,9 @@ from prep.dataset import DEFAULT_CAPTION_EXTENSION
 
 ALPHA_COLOURS: dict[str, tuple[int, int, int]] = {"white": (255, 255, 255), "black": (0, 0, 0)}
 
-# `--all` downscales only images with a side over this: no trainer uses more, and every image over
-# Pillow's pixel limit (the validator's too-large) has a side over 9,459 px, so --all clears that code.
-ALL_MAX_SIDE = 8192
+# `--all` downscales only images with a side over this: no trainer uses more, and a square of this
+# side is under prep.images.MAX_PIXELS (the validator's too-large), so --all clears that code.
+ALL_MAX_SIDE = 7071
 
 # The validator code each fix clears (risky-extension is lorakit's own: `.jpeg`/`.JPG` names, which
 # some scripts skip; the validator does not report it).

@@ -29,7 +29,7 @@ CODES: dict[str, str] = {
     "too-small": WARNING,
     "caption-too-long": ERROR,
     "unreadable": ERROR,
-    # Over Pillow's MAX_IMAGE_PIXELS but under the 2x where it refuses outright (that is corrupt-image):
+    # Over prep.images.MAX_PIXELS (or Pillow's MAX_IMAGE_PIXELS when lower) but openable (else corrupt-image):
     # it opens with a DecompressionBombWarning and costs a lot of memory per step.
     "too-large": WARNING,
 }

@@ -35,6 +35,10 @@ PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp
 DELETE = object()  # an override value that removes the key from the record
 
 
+class Raw(str):
+    """An override value written into the JSON as is (a 5,000-digit number Python would not dump)."""
+
+
 def image_bytes(ext: str, size: tuple[int, int], seed: int, noise: bool = False) -> bytes:
     fmt = PIL_FORMATS.get(ext)
     if fmt is None:  # video / zip: any bytes will do
@@ -93,11 +97,15 @@ def make_posts(n: int, top_id: int = 5000, **kwargs: Any) -> list[FakePost]:
 @dataclass
 class Fault:
     target: str  # "api" (searches), "tag" (Gelbooru tag lookups) or "file"
-    kind: str  # status, drop, truncate, wrong_md5, junk, lone, cloudflare, empty
+    kind: str  # status, drop, truncate, wrong_md5, junk, lone, cloudflare, empty, echo, gzip_bomb,
+    #            files only: redirect (to location), slow (rate bytes/s), huge_length
     times: int = 1
     status: int = 503
     retry_after: str | None = None
     post_id: int | None = None
+    location: str = ""
+    rate: float = 1024.0
+    size: int = 64 * 1024
 
 
 class _QuietServer(ThreadingHTTPServer):

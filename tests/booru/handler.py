@@ -20,6 +20,29 @@ CLOUDFLARE_BODY = (b"<!DOCTYPE html><html><head><title>Just a moment...</title><
 TOO_DEEP = b"Too deep! Pull it back some. Holy fuck."
 JUNK = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
 _lock = threading.Lock()
+_bomb: list[bytes] = []
+
+
+def _gzip_bomb() -> bytes:
+    """`[` and 1 GB of spaces, gzip-compressed to about 1 MB (made once per test session). After a full
+    flush the compressor starts afresh, so each 1 MB block compresses to the same bytes: one block is
+    compressed and repeated, and the gzip header and trailer are written by hand."""
+    if not _bomb:
+        import struct
+        import zlib
+
+        block = b" " * (1 << 20)
+        c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        head = c.compress(b"[") + c.flush(zlib.Z_FULL_FLUSH)
+        body = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+        tail = c.flush(zlib.Z_FINISH)
+        crc = zlib.crc32(b"[")
+        for _ in range(1024):
+            crc = zlib.crc32(block, crc)
+        size = (1 + 1024 * len(block)) & 0xFFFFFFFF
+        _bomb.append(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + head + body * 1024 + tail
+                     + struct.pack("<II", crc, size))
+    return _bomb[0]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,7 +75,24 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-        self.send(status, json.dumps(data).encode(), headers=headers)
+        from tests.booru.emulator import Raw
+
+        raws: list[str] = []
+
+        def placeholder(value: Any) -> Any:
+            if isinstance(value, Raw):
+                raws.append(str(value))
+                return f"\u0000RAW{len(raws) - 1}\u0000"
+            if isinstance(value, dict):
+                return {k: placeholder(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [placeholder(v) for v in value]
+            return value
+
+        text = json.dumps(placeholder(data))
+        for i, raw in enumerate(raws):
+            text = text.replace(json.dumps(f"\u0000RAW{i}\u0000"), raw)
+        self.send(status, text.encode(), headers=headers)
 
     def do_GET(self) -> None:  # noqa: N802
         emu = self.emu
@@ -104,9 +144,44 @@ class Handler(BaseHTTPRequestHandler):
                       {"cf-mitigated": "challenge", "Server": "cloudflare"})
         elif fault.kind == "truncate":
             self.send(200, b'[{"id": 1, "md5": "' + b"0" * 200, truncate=True)
+        elif fault.kind == "echo":  # an error page quoting the request, as Moebooru's 500 does
+            echo = f"GET {self.path} Authorization: {self.headers.get('Authorization', '')}"
+            self.send_json(fault.status, {"success": False, "reason": f"Error: undefined method for {echo}",
+                                          "message": f"PostQuery::Error {echo}"})
+        elif fault.kind == "gzip_bomb":  # `[` then 1 GB of spaces, 1 MB on the wire
+            self.send(200, _gzip_bomb(), headers={"Content-Encoding": "gzip"})
+        elif fault.kind == "redirect":
+            self.send(302, b"", "text/html", {"Location": fault.location})
+        elif fault.kind == "huge_length":  # claims 5 GB, sends a little, then hangs up
+            self.send_raw_headers(200, {"Content-Length": str(5 * 10**9), "Content-Type": "image/png"})
+            try:
+                self.wfile.write(b"\x89PNG" * 1024)
+                self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+        elif fault.kind == "slow":  # fault.size bytes at fault.rate bytes per second
+            self.send_raw_headers(200, {"Content-Length": str(fault.size), "Content-Type": "image/png"})
+            step = max(1, int(fault.rate / 10))
+            try:
+                for _ in range(0, fault.size, step):
+                    self.wfile.write(b"\0" * step)
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+            self.close_connection = True
         else:
             raise AssertionError(fault.kind)
         return True
+
+    def send_raw_headers(self, status: int, headers: dict[str, str]) -> None:
+        self.entry["status"] = status
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.flush()
 
     # -- files -----------------------------------------------------------------------------------
     def serve_file(self, post: Any) -> None:

@@ -16,13 +16,13 @@ def _all_files(root):
 @pytest.mark.parametrize(("override", "reason"), [
     ({"file_ext": "../../../evil"}, "not_still_image"),
     ({"file_ext": "png/../../evil.png"}, "not_still_image"),
-    ({"id": "../../evil"}, "invalid"),
-    ({"id": -5}, "invalid"),
-    ({"md5": "../../etc/passwd"}, "invalid"),
-    ({"score": "lots"}, "invalid"),
-    ({"tag_string_general": {"a": 1}}, "invalid"),
-    ({"image_width": [1, 2]}, "invalid"),
-    ({"is_deleted": "maybe"}, "invalid"),
+    ({"id": "../../evil"}, "bad-record"),
+    ({"id": -5}, "bad-record"),
+    ({"md5": "../../etc/passwd"}, "bad-record"),
+    ({"score": "lots"}, "bad-record"),
+    ({"tag_string_general": {"a": 1}}, "bad-record"),
+    ({"image_width": [1, 2]}, "bad-record"),
+    ({"is_deleted": "maybe"}, "bad-record"),
     ({"file_url": "file:///etc/passwd"}, "restricted"),
     ({"file_url": DELETE}, "restricted"),
     ({"md5": None}, "restricted"),
@@ -36,7 +36,7 @@ def test_hostile_danbooru_fields_skip_the_post(override, reason, emulator, scrap
     assert result.code == 0, result.err
     assert result.data["downloaded"] == 2
     assert result.data["skipped"] == {reason: 1}
-    if reason == "invalid":
+    if reason == "bad-record":
         assert "skipped" in result.err and "Traceback" not in result.err
     assert _all_files(tmp_path) == {os.path.join("work", "dataset", f) for f in _all_files(out)}
     assert all(not f.startswith("..") for f in _all_files(out))

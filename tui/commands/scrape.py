@@ -17,13 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scrape", help="download posts of a booru tag query with their tags as captions",
         description="Search Danbooru, Gelbooru (and v0.2 clones), Moebooru or e621, and save the first "
                     "--limit posts that pass every filter as <site>_<id>.<ext> plus a caption .txt. "
-                    "Keys come from --login/--api-key/--user-id or LORAKIT_<SITE>_LOGIN, _API_KEY, _USER_ID.")
+                    "Keys come from --login/--api-key/--user-id or LORAKIT_<SITE>_LOGIN, _API_KEY, _USER_ID, and "
+                    "go only to the official host, a --base-url given here, or LORAKIT_<SITE>_BASE_URL "
+                    "(never to a base_url read from a workspace file).")
     add_arguments(parser, ScrapeConfig)
     parser.add_argument("--blacklist", nargs="+", action="extend", metavar="TAG", default=argparse.SUPPRESS,
                         help="skip posts holding any of these tags; @file reads one tag per line")
     parser.add_argument("--login", help="account name (or LORAKIT_<SITE>_LOGIN)")
     parser.add_argument("--api-key", help="API key (or LORAKIT_<SITE>_API_KEY); never logged or saved")
     parser.add_argument("--user-id", help="numeric user id for Gelbooru (or LORAKIT_<SITE>_USER_ID)")
+    parser.add_argument("--allow-insecure", action="store_true",
+                        help="allow sending credentials over plain http to a host other than this machine")
     parser.add_argument("--json", action="store_true",
                         help='print {"downloaded", "skipped", "failed", "files"} as JSON')
     parser.set_defaults(func=run)
@@ -31,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from booru.config import ScrapeConfig
+    from booru.endpoint import COMMAND_LINE
     from booru.errors import BooruUsageError
     from booru.scrape import credentials_from_env, scrape
     from booru.sites import SITES
@@ -48,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     credentials = None
     if config.site is not None:
         credentials = credentials_from_env(SITES[config.site], args.login, args.api_key, args.user_id)
-    summary = drive(scrape(config, credentials), label="scrape")
+    origin = COMMAND_LINE if "base_url" in vars(args) else source
+    summary = drive(scrape(config, credentials, base_url_origin=origin, allow_insecure=args.allow_insecure),
+                    label="scrape")
     if summary is None:
         return 1
     if args.json:
