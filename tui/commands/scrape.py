@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from prep.config import ConfigError, add_arguments, load_options
+from prep.config import ConfigError, add_arguments, find_workspace, load_options
 from tui.output import expand_at_files, print_json
 
 
@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     out = getattr(args, "out", None)
     try:
         # [booru] of the lorakit.toml nearest to --out, else to the current folder (which may set out).
-        config = load_options(ScrapeConfig, "booru", args, dataset=Path(out) if out is not None else None)
+        workspace = find_workspace(Path(out) if out is not None else None)
+        config = load_options(ScrapeConfig, "booru", args, workspace=workspace)
     except ConfigError as exc:
         if "command line" in str(exc):
             raise BooruUsageError(str(exc)) from None
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     credentials = None
     if config.site is not None:
         credentials = credentials_from_env(SITES[config.site], args.login, args.api_key, args.user_id)
-    origin = COMMAND_LINE if "base_url" in vars(args) else source
+    # Credentials follow a base URL typed here, never one read from a (possibly shared) workspace file.
+    origin = COMMAND_LINE if "base_url" in vars(args) else str(workspace.path or "a workspace file")
     summary = drive(scrape(config, credentials, base_url_origin=origin, allow_insecure=args.allow_insecure),
                     label="scrape")
     if summary is None:
