@@ -1,4 +1,4 @@
-"""The lorakit TUI: one mode per pipeline stage (Dataset, Captions, Train) over one workspace."""
+"""The lorakit TUI: one mode per pipeline stage (tui/screens/__init__.py SCREENS) over one workspace."""
 
 from __future__ import annotations
 
@@ -6,15 +6,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 
-from tui.screens.captions import CaptionsScreen
-from tui.screens.dataset import DatasetScreen
-from tui.screens.train import TrainScreen
+from tui.palette import LorakitCommands
+from tui.screens import SCREENS, spec_for
+from tui.summary import DatasetSummary, folder_signature, summarize, validation_state
 from tui.trainer_run import TRAINER_COMMAND
 from tui.widgets.confirm import ConfirmScreen
 from tui.workspace import Workspace, open_workspace
+
+SUMMARY_POLL_SECONDS = 3.0
+
+
+def _empty(dataset: Path) -> bool:
+    try:
+        return not dataset.is_dir() or not any(True for _ in dataset.iterdir())
+    except OSError:
+        return True
+
+
+def _factory(spec):
+    def make() -> Screen:
+        screen = spec.load()()
+        screen.title = f"lorakit — {spec.title}"
+        return screen
+
+    return make
 
 
 class LorakitApp(App[None]):
@@ -22,23 +42,162 @@ class LorakitApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "lorakit"
-    MODES = {"dataset": DatasetScreen, "captions": CaptionsScreen, "train": TrainScreen}
-    DEFAULT_MODE = "dataset"
+    MODES = {spec.mode: _factory(spec) for spec in SCREENS}
+    DEFAULT_MODE = "validate"
+    COMMANDS = App.COMMANDS | {LorakitCommands}
     BINDINGS = [
-        Binding("1", "switch_mode('dataset')", "Dataset"),
-        Binding("2", "switch_mode('captions')", "Captions"),
-        Binding("3", "switch_mode('train')", "Train"),
+        *(Binding(spec.key, f"switch_mode('{spec.mode}')", spec.title, show=False) for spec in SCREENS),
+        Binding("ctrl+z", "undo", "Undo", priority=True),
+        Binding("question_mark", "help", "Keys"),
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, workspace: Workspace, trainer_command: Sequence[str] = TRAINER_COMMAND) -> None:
+    def __init__(self, workspace: Workspace, trainer_command: Sequence[str] = TRAINER_COMMAND,
+                 start_mode: str | None = None) -> None:
+        # A new workspace starts where its data comes from (Scrape), a filled one on Validate.
+        self.DEFAULT_MODE = start_mode or ("scrape" if _empty(workspace.dataset) else "validate")
         super().__init__()
         self.workspace = workspace
         self.trainer_command = tuple(trainer_command)
-        self.sub_title = str(workspace.root)
+        self.data_version = 0  # bumped whenever a job, an undo or the disk changed the dataset
+        self.validation = None  # the last ValidationReport (None: not run)
+        self.summary: DatasetSummary | None = None
+        self._signature: tuple | None = None
 
-    def training_screen(self) -> TrainScreen | None:
+    # -- start and the header ---------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.poll_summary(force=True)
+        self.set_interval(SUMMARY_POLL_SECONDS, self.poll_summary)
+
+    @work(thread=True, exclusive=True, group="summary", exit_on_error=False)
+    def poll_summary(self, force: bool = False) -> None:
+        """Recount images and captions when a folder changed (or when asked), off the UI thread."""
+        signature = folder_signature(self.workspace.dataset)
+        if not force and signature == self._signature:
+            return
+        summary = summarize(self.workspace.dataset)
+        self.call_from_thread(self._show_summary, signature, summary, force)
+
+    def _show_summary(self, signature: tuple, summary: DatasetSummary, forced: bool) -> None:
+        changed_on_disk = not forced and self._signature is not None and signature != self._signature
+        self._signature, self.summary = signature, summary
+        self.show_header()
+        if changed_on_disk:
+            self.data_version += 1
+            current = self.screen
+            if hasattr(current, "seen_version"):
+                current.seen_version = self.data_version
+                current.refresh_data()
+
+    def header_text(self) -> str:
+        data = self.summary.describe() if self.summary is not None else "counting…"
+        return f"{data} · validate: {validation_state(self.validation)}"
+
+    def show_header(self) -> None:
+        text = self.header_text()
+        for spec in SCREENS:
+            try:
+                stack = self.get_screen_stack(spec.mode)
+            except KeyError:
+                continue
+            for screen in stack:
+                screen.sub_title = text
+
+    async def action_switch_mode(self, mode: str) -> None:
+        await self.switch_mode(mode)
+        self.call_after_refresh(self._title_current)
+
+    def _title_current(self) -> None:
+        self.screen.sub_title = self.header_text()
+
+    def set_validation(self, report) -> None:
+        self.validation = report
+        self.show_header()
+
+    def dataset_changed(self, source: Screen | None = None) -> None:
+        """A job or an undo changed files: recount, and let the other screens re-read on show."""
+        self.data_version += 1
+        if source is not None and hasattr(source, "seen_version"):
+            source.seen_version = self.data_version
+        current = self.screen
+        if current is not source and hasattr(current, "refresh_data"):
+            current.seen_version = self.data_version
+            current.refresh_data()
+        self.poll_summary(force=True)
+
+    # -- keys shared by every screen ---------------------------------------------------------
+
+    def action_help(self) -> None:
+        from tui.widgets.help import HelpScreen
+
+        screen = self.screen
+        if not hasattr(screen, "key_help"):
+            return
+        keys = screen.key_help()
+        keys += [(spec.key, f"{spec.title} screen") for spec in SCREENS]
+        keys += [("ctrl+p", "command palette: every action by name")]
+        spec = spec_for(self.current_mode)
+        self.push_screen(HelpScreen(spec.title if spec else "lorakit", keys))
+
+    async def run_palette_action(self, mode: str, action: str) -> None:
+        if mode == "app":
+            await self.run_action(action)
+            return
+        if mode and mode != self.current_mode:
+            await self.switch_mode(mode)
+        await self.run_action(action, self.screen)
+
+    def action_undo(self) -> None:
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        from prep.errors import UserError
+        from prep.journal import Journal
+
+        try:
+            history = Journal(self.workspace.dataset).history()
+        except (UserError, OSError) as exc:
+            self.notify(f"cannot read the journal: {exc}", severity="error", timeout=8)
+            return
+        if not history:
+            self.notify("nothing to undo", severity="warning")
+            return
+        last = history[-1]
+        question = (f"Undo operation {last.id} '{last.command}'? It restores the {last.count} file(s) it "
+                    "changed to their previous bytes.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.undo_last()
+
+        self.push_screen(ConfirmScreen(question, yes="Undo"), answered)
+
+    @work(thread=True, exclusive=True, group="undo", exit_on_error=False)
+    def undo_last(self) -> None:
+        from prep.errors import UserError
+        from prep.journal import Journal
+
+        try:
+            info = Journal(self.workspace.dataset).undo()
+        except UserError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+            return
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"undo failed: {exc.strerror or exc}", severity="error",
+                                  timeout=8)
+            return
+        self.call_from_thread(self._undone, info)
+
+    def _undone(self, info) -> None:
+        self.notify(f"undone: {info.command} ({info.count} file(s) restored)")
+        self.dataset_changed()
+
+    # -- quitting while training ----------------------------------------------------------
+
+    def training_screen(self):
         """The Train screen, when that mode has been opened."""
+        from tui.screens.train import TrainScreen
+
         try:
             stack = self.get_screen_stack("train")
         except KeyError:
@@ -60,6 +219,8 @@ class LorakitApp(App[None]):
                                        yes="Stop and quit"), answered)
 
 
-def make_app(workspace: Path, trainer_command: Sequence[str] | None = None) -> LorakitApp:
+def make_app(workspace: Path, trainer_command: Sequence[str] | None = None,
+             start_mode: str | None = None) -> LorakitApp:
     """The app for the workspace folder at `workspace` (shared by `lorakit ui` and the tests)."""
-    return LorakitApp(open_workspace(workspace), trainer_command or (sys.executable, "-m", "trainer"))
+    return LorakitApp(open_workspace(workspace), trainer_command or (sys.executable, "-m", "trainer"),
+                      start_mode)

@@ -38,3 +38,26 @@ async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 10.0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await pilot.pause(0.05)
+
+
+@pytest.fixture(autouse=True)
+def halfcell_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Previews render as half-cell blocks in tests (no terminal to ask)."""
+    monkeypatch.setenv("LORAKIT_IMAGES", "halfcell")
+
+
+async def open_screen(pilot, key: str, screen_class: type):
+    """Press a screen's key and wait until its workers have settled."""
+    await pilot.press(key)
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, screen_class), type(screen)
+    return screen
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()

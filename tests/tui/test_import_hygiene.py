@@ -7,7 +7,8 @@ import sys
 
 STAGE_MODULES = ["prep", "booru", "tagger", "trainer", "prep.validate", "prep.journal", "prep.tag_stats",
                  "prep.tag_edit", "prep.clean", "tagger.run", "trainer.cli", "trainer.events", "trainer.config"]
-TUI_MODULES = ["tui.app", "tui.cli", "tui.commands.ui", "tui.screens.dataset", "tui.screens.captions",
+TUI_MODULES = ["tui.app", "tui.cli", "tui.commands.ui", "tui.screens.validate", "tui.screens.edit", "tui.screens.concept",
+               "tui.screens.clean", "tui.screens.tag", "tui.screens.scrape",
                "tui.screens.train", "tui.runner", "tui.trainer_run"]
 
 

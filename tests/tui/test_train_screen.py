@@ -30,7 +30,7 @@ def status(screen: TrainScreen) -> str:
 
 
 async def open_train(pilot) -> TrainScreen:
-    await pilot.press("3")
+    await pilot.press("7")
     await pilot.pause()
     screen = pilot.app.screen
     assert isinstance(screen, TrainScreen)

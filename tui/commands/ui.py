@@ -8,10 +8,12 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "ui", help="open the terminal UI on a workspace (dataset, captions, training)",
+        "ui", help="open the terminal UI on a workspace (scrape, tag, clean, edit, concept, validate, train)",
         description="Open the terminal UI on a workspace: a folder with lorakit.toml and dataset/, reg/, "
-                    "output/. Screens: 1 Dataset (concepts, validate), 2 Captions (tag counts, undo), "
-                    "3 Train (run the trainer on the [train] table, follow its progress).")
+                    "output/. Screens: 1 Scrape, 2 Tag, 3 Clean, 4 Edit, 5 Concept, 6 Validate, 7 Train. "
+                    "ctrl+r runs a screen's job, escape cancels it, ctrl+s saves its form to lorakit.toml, "
+                    "ctrl+z undoes the last dataset change, ? lists the keys, ctrl+p every action. "
+                    "LORAKIT_IMAGES=auto|kitty|sixel|halfcell|off picks the image renderer.")
     parser.add_argument("workspace", type=Path, nargs="?", default=Path("."), metavar="WORKSPACE",
                         help="the workspace folder (default: the current folder)")
     parser.add_argument("--init", action="store_true",
@@ -24,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
 
     # Checked before Textual starts, so a wrong path is one line on stderr, not a broken screen.
     workspace = init_workspace(args.workspace) if args.init else open_workspace(args.workspace)
+    from tui.widgets.image_preview import image_widget_class
+
+    image_widget_class()  # textual-image asks the terminal what it can draw now, before Textual owns it
     from tui.app import make_app
 
     make_app(workspace.root).run()

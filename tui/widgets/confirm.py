@@ -1,4 +1,4 @@
-"""A yes/no question over the current screen; dismisses with True only on an explicit yes."""
+"""A yes/no question over the current screen: `y` says yes, `n` or `escape` says no (every confirmation)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from textual.widgets import Button, Label
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask before doing something that changes files (y / n / escape)."""
+    """Ask before doing something that changes files; dismisses True only on an explicit yes."""
 
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 64; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
+    ConfirmScreen > Vertical { width: 70; max-width: 95%; height: auto; border: thick $warning;
+                               background: $surface; padding: 1 2; }
     ConfirmScreen #question { width: 100%; }
+    ConfirmScreen #keys { width: 100%; color: $text-muted; margin-top: 1; }
     ConfirmScreen Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     ConfirmScreen Button { margin-left: 2; }
     """
@@ -32,12 +34,13 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.question, id="question")
+            yield Label("y: yes   n / esc: no", id="keys")
             with Horizontal():
-                yield Button(self.yes, variant="warning", id="yes")
-                yield Button("Cancel", id="no")
+                yield Button(f"{self.yes} (y)", variant="warning", id="yes")
+                yield Button("Cancel (n)", id="no")
 
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()  # Enter on a stray keypress must not say yes
+        self.query_one("#no", Button).focus()  # a stray Enter must not say yes
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

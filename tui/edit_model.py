@@ -1,0 +1,66 @@
+"""What the Edit screen shows and writes, without Textual: a QUERY's selection and one caption save."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prep.caption_set import CaptionRecord
+from prep.captions import parse_caption
+from prep.errors import PrepError
+
+
+@dataclass
+class Selection:
+    """The captions a QUERY selects, their tag counts and likely typos, and the journal's history."""
+
+    query: str
+    records: list[CaptionRecord]
+    counts: Counter[str]
+    typos: dict[str, list[str]]  # tag -> the other spellings of it in the selection
+    history: list = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def captioned(self) -> int:
+        return sum(1 for r in self.records if r.exists)
+
+
+def load_selection(dataset: Path, query: str) -> Selection:
+    """Every item whose effective tags match QUERY (all items for a blank one), with tag counts."""
+    from prep.journal import Journal
+    from prep.tag_edit import find_items
+    from prep.tag_stats import count_tags, likely_typos
+
+    warnings: list[str] = []
+    records = find_items(dataset, query, warnings=warnings)
+    counts = count_tags(r.tags for r in records if r.exists)
+    typos: dict[str, list[str]] = {}
+    for group in likely_typos(counts):
+        for tag in group:
+            typos[tag] = [other for other in group if other != tag]
+    return Selection(query, records, counts, typos, Journal(dataset).history(), warnings)
+
+
+def save_caption(dataset: Path, caption: Path, text: str) -> tuple[Path, bool]:
+    """Write one caption through the journal (one operation, undoable); the tags are normalised."""
+    from prep.journal import Journal
+
+    dataset = Path(dataset)
+    caption = Path(caption)
+    try:
+        rel = caption.relative_to(dataset).as_posix()
+    except ValueError:
+        raise PrepError(f"{caption}: not inside the dataset {dataset}; not written") from None
+    tags = parse_caption(text)
+    from prep.captions import format_caption
+
+    try:
+        if caption.read_bytes() == format_caption(tags).encode("utf-8"):
+            return caption, False  # nothing to write: no empty journal entry either
+    except FileNotFoundError:
+        pass
+    with Journal(dataset).begin(f"edit caption {rel}") as op:
+        changed = op.write_caption(caption, tags)
+    return caption, changed

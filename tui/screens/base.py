@@ -1,0 +1,226 @@
+"""Base of the data screens: header, body, job bar, log pane, footer, and the shared keys.
+
+A screen is thin: `job_source()` gathers the stage's config from the form and returns the event
+source (the same stage function the CLI calls); `tui.runner.run_stage` runs it in a thread worker.
+`ctrl+r` runs the job, `escape` leaves a text field or (with none focused) cancels the job,
+`ctrl+s` writes the form to its lorakit.toml table (tomlkit: comments and other tables kept).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Log, Select, TextArea
+from textual.worker import Worker, WorkerState
+
+from prep.config import ConfigError, read_toml
+from prep.errors import UserError
+from tui.messages import StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
+from tui.runner import EventSource, run_stage
+from tui.widgets.form import OptionForm
+from tui.widgets.job_bar import JobBar
+
+TEXT_FIELDS = (Input, TextArea)
+KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "escape": "esc", "enter": "enter"}
+
+
+class DataScreen(Screen[None]):
+    """One pipeline stage: a form and/or views in `compose_body`, one job, side tasks in workers."""
+
+    JOB = ""  # the job's worker group ("" = the screen runs no job)
+    JOB_VERB = "running"
+    TABLE: str | None = None  # the lorakit.toml table the form fills from and saves to
+    AUTO_FOCUS = None  # no text field takes focus by itself: single-letter keys act at once
+    BINDINGS = [
+        Binding("ctrl+r", "run_job", "Run", priority=True),
+        Binding("ctrl+s", "save_form", "Save form", priority=True),
+        Binding("escape", "escape", "Leave field / cancel job", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job_worker: Worker | None = None
+        self.seen_version = -1
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield from self.compose_body()
+        yield JobBar(id="job")
+        yield Log(id="log", highlight=False, classes="log-pane")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def workspace(self):
+        return self.app.workspace
+
+    @property
+    def dataset(self):
+        return self.app.workspace.dataset
+
+    def table_values(self, table: str | None = None) -> dict[str, Any]:
+        """The `[table]` of lorakit.toml (empty when absent or unreadable; the error is shown)."""
+        name = table or self.TABLE
+        if not name:
+            return {}
+        try:
+            values = read_toml(self.workspace.config_file).get(name, {})
+        except ConfigError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return {}
+        return dict(values) if isinstance(values, dict) else {}
+
+    def form(self) -> OptionForm | None:
+        found = self.query(OptionForm)
+        return found.first() if found else None
+
+    def log_line(self, text: str) -> None:
+        self.query_one("#log", Log).write_line(text)
+
+    @property
+    def job_bar(self) -> JobBar:
+        return self.query_one("#job", JobBar)
+
+    # -- data freshness ---------------------------------------------------------------------
+
+    def on_screen_resume(self) -> None:
+        self.sub_title = self.app.header_text()
+        version = getattr(self.app, "data_version", 0)
+        if version != self.seen_version:
+            self.seen_version = version
+            self.refresh_data()
+
+    def refresh_data(self) -> None:
+        """Re-read what the screen shows from disk (files changed, or first shown)."""
+
+    # -- the job ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.job_worker is not None and self.job_worker.state in (WorkerState.PENDING,
+                                                                         WorkerState.RUNNING)
+
+    def job_source(self) -> EventSource | None:
+        """The stage's events for the form's current values (raise UserError for bad input)."""
+        return None
+
+    def action_run_job(self) -> None:
+        if not self.JOB:
+            self.notify("this screen has no job to run", severity="warning")
+            return
+        if self.running:
+            self.notify(f"{self.JOB} is already running (escape cancels it)", severity="warning")
+            return
+        try:
+            source = self.job_source()
+        except (UserError, ValueError) as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        if source is None:
+            return
+        self.start_job(source)
+
+    def start_job(self, source: EventSource) -> None:
+        self.job_bar.begin(self.JOB_VERB)
+        self.job_worker = run_stage(self, self.JOB, source, self.JOB)
+
+    def action_escape(self) -> None:
+        focused = self.focused
+        if isinstance(focused, TEXT_FIELDS) or isinstance(focused, Select):
+            self.set_focus(None)
+        elif self.running:
+            self.job_worker.cancel()  # type: ignore[union-attr]
+            self.job_bar.finish("cancelling…", style="yellow")
+
+    def describe(self, summary: Any) -> str:
+        """The one-line summary of the job's result."""
+        return "done"
+
+    def job_finished(self, summary: Any) -> None:
+        """Show the job's result (after the job bar got its summary line)."""
+
+    def side_finished(self, group: str, summary: Any) -> None:
+        """A side task (another worker group of this screen) finished."""
+
+    def side_failed(self, group: str, error: str) -> None:
+        self.notify(error, severity="error", timeout=8)
+
+    def on_stage_started(self, message: StageStarted) -> None:
+        if message.group == self.JOB:
+            self.job_bar.total(message.total)
+
+    def on_stage_progress(self, message: StageProgress) -> None:
+        if message.group == self.JOB:
+            self.job_bar.advance(message.done, message.total, message.item)
+
+    def on_stage_warned(self, message: StageWarned) -> None:
+        self.log_line(f"warning: {message.path + ': ' if message.path else ''}{message.message}")
+
+    def on_stage_finished(self, message: StageFinished) -> None:
+        if message.group == self.JOB:
+            self.job_bar.finish(self.describe(message.summary), style="green")
+            self.job_finished(message.summary)
+            self.app.dataset_changed(self)
+        else:
+            self.side_finished(message.group, message.summary)
+
+    def on_stage_failed(self, message: StageFailed) -> None:
+        if message.group == self.JOB:
+            self.job_bar.fail(message.error)
+            self.log_line(f"error: {message.error}")
+            self.notify(message.error, severity="error", timeout=8)
+            self.app.dataset_changed(self)
+        else:
+            self.side_failed(message.group, message.error)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.job_worker and event.state == WorkerState.CANCELLED:
+            self.job_bar.finish("cancelled", style="yellow")
+            self.log_line(f"{self.JOB}: cancelled")
+            self.app.dataset_changed(self)
+
+    # -- ctrl+s -----------------------------------------------------------------------------
+
+    def action_save_form(self) -> None:
+        form = self.form()
+        if form is None or not self.TABLE:
+            self.notify("this screen has no form to save", severity="warning")
+            return
+        from prep.toml_edit import update_table
+
+        try:
+            changes = form.changes()
+            changed = update_table(self.workspace.config_file, self.TABLE, changes)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        form.saved()
+        where = f"[{self.TABLE}] of {self.workspace.config_file.name}"
+        self.notify(f"saved {where}" if changed else f"{where} already holds these values")
+
+    # -- help -------------------------------------------------------------------------------
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(key, description) of every key this screen answers to, for `?`."""
+        from textual.app import App
+
+        seen: dict[str, str] = {}
+        for key, active in self.active_bindings.items():
+            binding = active.binding
+            if not isinstance(active.node, (Screen, App)):
+                continue  # a widget's own cursor keys
+            if binding.description and key not in seen and not key.isdigit():
+                seen[key] = binding.description
+        return [(KEY_NAMES.get(key, key), text) for key, text in seen.items()]
+
+
+def error_text(message: str) -> Text:
+    return Text(message, style="bold red")

@@ -1,0 +1,146 @@
+"""Concept screen: rare single-token trigger candidates, a check for a word of your own, and `[concept]`.
+
+`ctrl+r` applies the form (`prep.concept.apply_concept`): the trigger becomes the first tag in the
+captions of the chosen concept folder (or all), the listed full names go, as one journaled
+operation, and `[train]` gets keep_tokens = 1 and shuffle_caption = true. `w` checks a word,
+`m` re-ranks the candidates with the `[train]` model (a local diffusers folder), enter on a
+candidate puts it in the trigger field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Static
+
+from prep.concept import TABLE, ConceptConfig
+from prep.config import from_mapping
+from tui.runner import result_of, run_stage
+from tui.screens.base import DataScreen
+from tui.widgets.form import OptionForm
+
+CANDIDATES, CHECK, SCORE, APPLY = "candidates", "check-word", "score", "concept"
+TOP = 200
+
+
+def load_candidates(dataset: Path) -> tuple[list, set[str]]:
+    from prep.concept_words import dataset_words, find_candidates
+
+    words = dataset_words(dataset) if dataset.is_dir() else set()
+    return find_candidates(exclude=words, top=TOP), words
+
+
+def describe_check(check) -> Text:
+    single = Text("single token", style="bold green") if check.single else Text(
+        f"{len(check.tokens)} tokens", style="yellow")
+    collide = Text("collides with a dataset tag", style="bold red") if check.in_dataset else Text(
+        "not in the dataset", style="green")
+    extra = []
+    if check.common_english:
+        extra.append("a common English word")
+    if check.danbooru:
+        extra.append("a common Danbooru tag")
+    return Text.assemble(f"{check.word}: tokens {check.tokens} · ", single, " · ", collide,
+                         (" · " + ", ".join(extra)) if extra else "")
+
+
+class ConceptScreen(DataScreen):
+    JOB = APPLY
+    JOB_VERB = "applying the trigger"
+    TABLE = TABLE
+    AUTO_FOCUS = "#candidates"
+    BINDINGS = [
+        Binding("ctrl+r", "run_job", "Apply trigger", priority=True),
+        Binding("w", "focus_word", "Check a word"),
+        Binding("m", "score", "Score with model"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.words: set[str] = set()
+        self.candidates: list = []
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="concept-main"):
+            with Vertical(id="concept-left"):
+                yield Static("Rare single-token candidates (enter: use as trigger)", classes="heading")
+                yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="concept-right"):
+                yield Static("[concept] (ctrl+s saves, ctrl+r applies)", classes="heading")
+                yield OptionForm(ConceptConfig, ["trigger", "remove_names", "concept"], self.table_values(),
+                                 id="concept-form")
+                yield Static("Check a word", classes="heading")
+                yield Input(placeholder="w: a word of your own, enter checks it", id="word")
+                yield Static("", id="word-check", classes="summary")
+
+    def on_mount(self) -> None:
+        self.query_one("#candidates", DataTable).add_columns("Word", "Token id", "Score")
+
+    def refresh_data(self) -> None:
+        run_stage(self, CANDIDATES, result_of(load_candidates, self.dataset), CANDIDATES)
+
+    def side_finished(self, group: str, summary) -> None:
+        if group == CANDIDATES:
+            self.candidates, self.words = summary
+            self.show_candidates()
+        elif group == CHECK:
+            self.query_one("#word-check", Static).update(describe_check(summary))
+        elif group == SCORE:
+            self.candidates = summary
+            self.show_candidates()
+
+    def show_candidates(self) -> None:
+        table = self.query_one("#candidates", DataTable)
+        table.clear()
+        for candidate in self.candidates:
+            score = "" if candidate.distance is None else f"{candidate.distance:.3f}"
+            table.add_row(candidate.word, candidate.token_id, score, key=candidate.word)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "candidates" and event.row_key.value:
+            self.query_one("#field-trigger", Input).value = event.row_key.value
+            self.check(event.row_key.value)
+
+    def action_focus_word(self) -> None:
+        self.query_one("#word", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "word":
+            event.stop()
+            self.check(event.value)
+            self.set_focus(None)
+
+    def check(self, word: str) -> None:
+        from prep.concept_words import check_word
+
+        run_stage(self, CHECK, result_of(check_word, word, set(self.words)), CHECK)
+
+    def action_score(self) -> None:
+        model = str(self.table_values("train").get("pretrained_model") or "")
+        folder = Path(model).expanduser()
+        if not folder.is_absolute():
+            folder = self.workspace.root / folder
+        if not model or not folder.is_dir():
+            self.notify("scoring needs [train] pretrained_model set to a local diffusers folder",
+                        severity="warning", timeout=8)
+            return
+        from prep.concept_words import rank_by_model
+
+        self.job_bar.status(f"scoring {len(self.candidates)} candidates with {folder.name}…")
+        run_stage(self, SCORE, result_of(rank_by_model, folder, list(self.candidates[:30])), SCORE)
+
+    def job_source(self):
+        from prep.concept import apply_concept
+
+        form = self.query_one("#concept-form", OptionForm)
+        config = from_mapping(ConceptConfig, form.mapping(), "the [concept] form")
+        dataset, config_file = self.dataset, self.workspace.config_file
+        return result_of(apply_concept, dataset, config, config_file=config_file)
+
+    def describe(self, report) -> str:
+        train = "; [train] keep_tokens = 1, shuffle_caption = true" if report.train_updated else ""
+        return f"trigger applied: {report.changed} caption(s) changed{train} (ctrl+z undoes the captions)"
