@@ -16,7 +16,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Select, Static
 
-from prep.config import from_mapping
 from tui.screens.base import DataScreen
 from tui.widgets.form import OptionForm
 from tui.widgets.image_preview import ImagePreview
@@ -88,7 +87,9 @@ class ScrapeScreen(DataScreen):
 
         values = self.query_one("#scrape-form", OptionForm).mapping()
         values["out"] = str(self.dataset)
-        config = from_mapping(ScrapeConfig, values, "the [booru] form")
+        from tui.stage_options import form_options
+
+        config = form_options(ScrapeConfig, "booru", self.workspace, values)
         return dataclasses.replace(config, blacklist=expand_at_files(config.blacklist))
 
     def job_source(self):

@@ -13,7 +13,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from prep.config import from_mapping
 from tui.runner import result_of, run_stage
 from tui.screens.base import DataScreen
 from tui.widgets.form import OptionForm
@@ -92,12 +91,10 @@ class TagScreen(DataScreen):
 
     def config(self):
         from tui.output import expand_at_files
+        from tui.stage_options import form_options
 
-        values = self.query_one("#tag-form", OptionForm).mapping()
-        for key, value in self.table_values().items():  # options the form does not show still apply
-            if key not in FIELDS:
-                values.setdefault(key, value)
-        config = from_mapping(self.config_class(), values, "the [tagger] form")
+        values = self.query_one("#tag-form", OptionForm).mapping()  # over [tagger]: the rest still applies
+        config = form_options(self.config_class(), "tagger", self.workspace, values, path_or_id=("model",))
         return dataclasses.replace(config, exclude=expand_at_files(config.exclude),
                                    always_first=expand_at_files(config.always_first))
 
