@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
 from booru.post import Post
-from prep.captions import tag_key
+from prep.tag_query import TagPattern
 
 # Danbooru metatags that never count against the tag limit (logical/post_query.rb); `order:` counts.
 DANBOORU_FREE_METATAGS: frozenset[str] = frozenset(
@@ -59,15 +58,13 @@ def split_for_limit(terms: list[str], limit: int, free: frozenset[str]) -> TermS
 
 
 def matches_locally(post: Post, terms: list[str]) -> bool:
-    """Does the post hold every tag and none of the negated tags (`*` wildcards allowed)?"""
-    keys = {tag_key(t) for t in post.all_tags}
+    """Does the post hold every tag and none of the negated tags? Terms match as prep's TagPattern:
+    only `*` is a wildcard (`?` and `[` are characters of real Danbooru tags)."""
+    tags = post.all_tags
     for term in terms:
         negated = term.startswith("-")
-        name = tag_key(term[1:] if negated else term)
-        if "*" in name:
-            found = any(fnmatch.fnmatchcase(k, name) for k in keys)
-        else:
-            found = name in keys
+        pattern = TagPattern(term[1:] if negated else term)
+        found = any(pattern.matches(t) for t in tags)
         if found == negated:
             return False
     return True

@@ -25,7 +25,7 @@ from prep.captions import (
 from prep.config import ConfigError, option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
 from prep.implications import implied_by
-from prep.tag_query import PatternSet, Query, TagPattern, match_key, parse_query
+from prep.tag_query import PatternSet, Query, TagPattern, match_key, parse_query, remove_matching
 
 SORT_CHOICES = ("alpha", "frequency", "none")
 
@@ -139,11 +139,6 @@ class Replacements:
             else:
                 out.extend(new)
         return out
-
-
-def remove_matching(tags: Iterable[str], patterns: PatternSet) -> list[str]:
-    """Rule 5: drop the tags any pattern matches (`*` wildcard)."""
-    return [tag for tag in tags if not patterns.matches(tag)]
 
 
 def remove_redundant(tags: Sequence[str], *, use_implications: bool = True) -> list[str]:

@@ -25,7 +25,7 @@ from prep.caption_set import (
 )
 from prep.captions import parse_caption
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
-from prep.tag_query import PatternSet, Query, QueryError, TagPattern, match_key, parse_query
+from prep.tag_query import PatternSet, Query, QueryError, TagPattern, match_key, parse_query, remove_matching
 
 
 def split_tags(values: Iterable[str]) -> list[str]:
@@ -50,9 +50,7 @@ def add_tags(tags: Sequence[str], new: Sequence[str], *, front: bool = False) ->
     return [*added, *tags] if front else [*tags, *added]
 
 
-def remove_tags(tags: Sequence[str], patterns: PatternSet) -> list[str]:
-    """Remove the tags any pattern matches (`*` wildcard)."""
-    return [tag for tag in tags if not patterns.matches(tag)]
+remove_tags = remove_matching  # one function for clean's remove rule and `tags remove`
 
 
 def replace_tags(tags: Sequence[str], old: TagPattern, new: Sequence[str]) -> list[str]:

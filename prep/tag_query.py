@@ -102,6 +102,11 @@ class PatternSet:
         return self._needle_cache
 
 
+def remove_matching(tags: Iterable[str], patterns: PatternSet) -> list[str]:
+    """Drop the tags any pattern matches (`*` wildcard): `clean`'s remove rule and `tags remove`."""
+    return [tag for tag in tags if not patterns.matches(tag)]
+
+
 def _fold(text: str) -> str:
     return text.lower().replace("_", " ").replace("\\", "")
 

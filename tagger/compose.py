@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prep.captions import escape_parens, normalize_tag, tag_key, underscores_to_spaces
+from prep.captions import escape_parens, normalize_tag, underscores_to_spaces
+from prep.tag_query import PatternSet, match_key
 from tagger.thresholds import Prediction
 
 
@@ -38,9 +39,14 @@ def split_tag_list(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _key(tag: str) -> str:
-    # Escaped or not, underscores or spaces: `hat_\(x\)` and `hat (x)` are one tag.
-    return tag_key(tag.replace("\\(", "(").replace("\\)", ")"))
+# Escaped or not, underscores or spaces: `hat_\(x\)` and `hat (x)` are one tag (prep's match key).
+_key = match_key
+
+
+@lru_cache(maxsize=64)
+def _exclusions(patterns: tuple[str, ...]) -> PatternSet:
+    """--exclude as prep's one wildcard matcher (only `*` is special), cached per style."""
+    return PatternSet(p for p in patterns if p.strip())
 
 
 def caption_tags(pred: Prediction, style: CaptionStyle) -> list[tuple[str, float]]:
@@ -50,9 +56,9 @@ def caption_tags(pred: Prediction, style: CaptionStyle) -> list[tuple[str, float
     confident overall; excluded tags are dropped; --always-first tags present move to the front in
     the order given. The rating is not included (see `with_rating`).
     """
-    excluded = {_key(t) for t in style.exclude}
+    excluded = _exclusions(style.exclude)
     pooled = (pred.characters if style.characters else []) + pred.general
-    kept = [(name, p) for name, p in pooled if _key(name) not in excluded] if excluded else pooled
+    kept = [(name, p) for name, p in pooled if not excluded.matches(name)] if excluded else pooled
     if style.max_tags is not None and len(kept) > style.max_tags:
         best = sorted(range(len(kept)), key=lambda i: -kept[i][1])[: max(0, style.max_tags)]
         kept = [kept[i] for i in sorted(best)]

@@ -3,7 +3,7 @@
 import random
 
 from prep.captions import parse_caption
-from prep.tag_edit import remove_tags
+from prep.tag_edit import remove_tags  # the same function as prep.tag_query.remove_matching
 from prep.tag_query import PatternSet
 
 WORDS = ["long", "hair", "Long_Hair", "hat", "\\(object\\)", "(object)", "^_^", "=_=", "white", "SHIRT",
