@@ -132,7 +132,8 @@ def cpu_scaling(workers: int, n: int = 400_000) -> tuple[float, float]:
 
 def timed_validate(root: Path, deep: bool, expected: int) -> float:
     start = time.perf_counter()
-    report = validate(root, ValidateOptions(deep=deep, resolution=0))
+    # The trainer's default buckets (512): the histogram and bucket-upscale run as in a real check.
+    report = validate(root, ValidateOptions(deep=deep, resolution=0, bucket_resolution="512"))
     elapsed = time.perf_counter() - start
     if report.images != expected or not report.ok:
         raise SystemExit(f"benchmark dataset did not validate cleanly: {report.images} images, "

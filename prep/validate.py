@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prep.buckets import parse_resolution
 from prep.clip_tokens import MAX_TOKEN_LENGTHS, recommended_max_token_length
 from prep.config import option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, normalize_caption_extension
 from prep.errors import DatasetNotFound, PrepError
 from prep.events import Advanced, Event, Finished, Started, Warned
 from prep.images import FORMAT_EXTENSIONS, MAX_PIXELS
+from prep.validation.bucket_report import BucketSettings, bucket_problems
 from prep.validation.caption_checks import CaptionStats, check_folder_captions
+from prep.validation.caption_rules import CONTRADICTORY_TAGS, CaptionRules
 from prep.validation.duplicates import find_duplicates
 from prep.validation.inspect import BOMB, CORRUPT, UNREADABLE, ImageInfo
 from prep.validation.report import CODES, ConceptSummary, Problem, ValidationReport, display_name, problem
@@ -46,6 +49,34 @@ class ValidateOptions:
     deep: bool = option(False, "decode every image fully (finds truncated files; slower, uses all cores)")
     caption_extension: str = option(DEFAULT_CAPTION_EXTENSION, "extension of caption files")
     workers: int | None = option(None, "processes for --deep (default: one per core)", cli=False)
+    trigger: str | None = option(None, "trigger word every training caption must hold (default: the "
+                                       "workspace's [concept] trigger); see trigger-missing")
+    keep_tokens: int = option(0, "tags kept in place when shuffling (default: [train] keep_tokens); with 1 "
+                                 "or more the trigger must be the first tag")
+    contradictory_tags: list[list[str]] = option(
+        default_factory=list, help="more groups of tags that exclude each other, added to the bundled table",
+        cli=False)
+    duplicate_caption_images: int = option(2, "report byte-identical captions shared by this many images",
+                                           cli=False)
+    # The trainer's bucket settings; the CLI reads them from the workspace's [train] table.
+    bucket_resolution: str | None = option(None, "bucket area as \"W,H\" (default: resolution square)", cli=False)
+    enable_bucket: bool = option(True, "aspect-ratio bucketing on", cli=False)
+    min_bucket_reso: int = option(256, "smallest bucket side", cli=False)
+    max_bucket_reso: int = option(1024, "largest bucket side", cli=False)
+    bucket_reso_steps: int = option(64, "bucket sides are multiples of this", cli=False)
+    bucket_no_upscale: bool = option(False, "buckets never upscale", cli=False)
+
+    def bucket_settings(self) -> BucketSettings | None:
+        """The buckets to check against: [train] resolution, else --resolution; None when that is 0."""
+        if not self.bucket_resolution and not self.resolution:
+            return None
+        resolution = parse_resolution(self.bucket_resolution or str(self.resolution))
+        return BucketSettings(resolution, self.enable_bucket, self.min_bucket_reso, self.max_bucket_reso,
+                              self.bucket_reso_steps, self.bucket_no_upscale)
+
+    def caption_rules(self) -> CaptionRules:
+        groups = list(CONTRADICTORY_TAGS) + [list(group) for group in self.contradictory_tags]
+        return CaptionRules(groups, self.trigger or None, self.keep_tokens, self.duplicate_caption_images)
 
 
 def validate(dataset: str | os.PathLike[str], options: ValidateOptions | None = None) -> ValidationReport:
@@ -72,7 +103,7 @@ def iter_validate(dataset: str | os.PathLike[str], options: ValidateOptions | No
 
 
 def _check_options(options: ValidateOptions) -> None:
-    for name in ("epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "duplicate_caption_images", "bucket_reso_steps"):
         value = getattr(options, name)
         if not isinstance(value, int) or value < 1:
             raise PrepError(f"--{name.replace('_', '-')} must be a positive whole number, not {value!r}")
@@ -80,6 +111,12 @@ def _check_options(options: ValidateOptions) -> None:
         raise PrepError(f"--resolution must be a whole number of pixels, not {options.resolution!r}")
     if options.max_token_length is not None and options.max_token_length not in MAX_TOKEN_LENGTHS:
         raise PrepError(f"--max-token-length must be one of 75, 150, 225, not {options.max_token_length!r}")
+    if not isinstance(options.keep_tokens, int) or options.keep_tokens < 0:
+        raise PrepError(f"--keep-tokens must be a whole number, not {options.keep_tokens!r}")
+    if options.min_bucket_reso < 1 or options.max_bucket_reso < options.min_bucket_reso:
+        raise PrepError(f"min_bucket_reso {options.min_bucket_reso} / max_bucket_reso {options.max_bucket_reso}: "
+                        "need 1 <= min <= max")
+    options.bucket_settings()  # a bad resolution fails here, before any file is read
 
 
 def _validate_events(root: Path, options: ValidateOptions) -> Iterator[Event]:
@@ -106,15 +143,18 @@ def _validate_events(root: Path, options: ValidateOptions) -> Iterator[Event]:
     try:
         # With --deep the pool decodes meanwhile: captions are checked here, on the spare time.
         stats = CaptionStats()
+        rules = options.caption_rules()
         summaries: list[list[ConceptSummary]] = []
         for tree in trees:
             tree_summaries = []
+            tree_rules = None if tree.prefix else rules  # reg captions are generic by design
             for concept in tree.concepts:
                 captioned, found = check_folder_captions(concept.scan, concept.name, ext,
-                                                         options.max_token_length, stats)
+                                                         options.max_token_length, stats, tree_rules)
                 problems.extend(found)
                 tree_summaries.append(_summary(concept, captioned))
             summaries.append(tree_summaries)
+        problems.extend(rules.finish())
         yield from flush()
         infos: list[ImageInfo] = []
         for batch in inspection.batches():
@@ -128,9 +168,15 @@ def _validate_events(root: Path, options: ValidateOptions) -> Iterator[Event]:
     yield from flush()
 
     problems.extend(_duplicate_problems(jobs, infos))
+    sizes = [(folder.rel_of(name), info.width, info.height) for (folder, name), info in zip(jobs, infos, strict=True)
+             if not info.failure]
+    settings = options.bucket_settings()
+    buckets, found = bucket_problems(sizes, settings, options.batch_size) if settings else ([], [])
+    problems.extend(found)
     yield from flush()
 
     report = _build_report(root, summaries, problems, stats, options)
+    report.buckets = buckets
     yield Finished(report)
 
 
@@ -267,10 +313,16 @@ def _build_report(root: Path, summaries: list[list[ConceptSummary]], problems: l
 TRAIN_DEFAULT_EPOCHS = 10
 
 
+# [train] keys validate reads as they are: the buckets and shuffling the run will use.
+TRAIN_BUCKET_KEYS = ("keep_tokens", "enable_bucket", "min_bucket_reso", "max_bucket_reso", "bucket_reso_steps",
+                     "bucket_no_upscale")
+
+
 def load_validate_options(dataset: Path | None = None, args: Any = None, *,
                           cwd: Path | None = None) -> ValidateOptions:
     """`[validate]` of the nearest lorakit.toml, over what `[train]` will run (epochs, batch size, the
-    shorter side of its resolution, caption extension, an existing reg folder), then the CLI flags."""
+    shorter side of its resolution, its buckets and keep_tokens, caption extension, an existing reg
+    folder) and the `[concept]` trigger, then the CLI flags."""
     from prep.config import find_workspace, load_options, rebase_path_fields
 
     workspace = find_workspace(dataset, cwd)
@@ -286,6 +338,10 @@ def load_validate_options(dataset: Path | None = None, args: Any = None, *,
         sides = [s for s in str(train.get("resolution", "")).replace("x", ",").split(",") if s.strip()]
         if sides and all(s.strip().isdigit() for s in sides):
             defaults["resolution"] = min(int(s) for s in sides)
+            defaults["bucket_resolution"] = ",".join(s.strip() for s in sides)
+        for key in TRAIN_BUCKET_KEYS:
+            if key in train:
+                defaults[key] = train[key]
         if isinstance(train.get("caption_extension"), str):
             defaults["caption_extension"] = train["caption_extension"]
         reg = train.get("reg_dataset")
@@ -293,4 +349,7 @@ def load_validate_options(dataset: Path | None = None, args: Any = None, *,
             reg_path = Path(rebase_path_fields(ValidateOptions, {"reg": reg}, workspace.path.parent)["reg"])
             if reg_path.is_dir():
                 defaults["reg"] = reg_path
+    trigger = workspace.table("concept").get("trigger")
+    if isinstance(trigger, str) and trigger.strip():
+        defaults["trigger"] = trigger.strip()
     return load_options(ValidateOptions, "validate", args, workspace=workspace, defaults=defaults)

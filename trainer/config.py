@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prep.buckets import parse_resolution
 from prep.config import (
     WORKSPACE_FILE,
-    ConfigError,
     add_arguments,
     load_options,
     read_toml,
@@ -149,21 +149,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return to_mapping(self)
-
-
-def parse_resolution(value: str) -> tuple[int, int]:
-    """`512` -> (512, 512); `768,512` -> (768, 512)."""
-    text = str(value).replace("x", ",").strip()
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"resolution = {value!r} is not an int or \"W,H\"") from None
-    if len(numbers) == 1:
-        numbers = numbers * 2
-    if len(numbers) != 2 or min(numbers) <= 0:
-        raise ConfigError(f"resolution = {value!r} is not an int or \"W,H\"")
-    return numbers[0], numbers[1]
 
 
 # The lora-guide's spellings of three options (its PowerShell variables), accepted as aliases.

@@ -15,9 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prep.buckets import BucketManager
 from prep.captions import read_caption_text
 from prep.dataset import Dataset, parse_concept_folder_name
-from trainer.buckets import BucketManager
 from trainer.config import TrainConfig
 from trainer.errors import TrainError
 

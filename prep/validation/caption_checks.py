@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption
 from prep.clip_tokens import MAX_TOKEN_LENGTHS, count_tokens, recommended_max_token_length
+from prep.validation.caption_rules import CaptionRules
 from prep.validation.report import ERROR, WARNING, Problem, display_name, problem
 from prep.validation.scan import FolderScan, suffix_of
 
@@ -71,8 +72,11 @@ class CaptionStats:
 
 
 def check_folder_captions(scan: FolderScan, concept_name: str, caption_extension: str,
-                          max_token_length: int | None, stats: CaptionStats) -> tuple[int, list[Problem]]:
-    """Check every image's caption in a concept folder; returns (captioned images, problems)."""
+                          max_token_length: int | None, stats: CaptionStats,
+                          rules: CaptionRules | None = None) -> tuple[int, list[Problem]]:
+    """Check every image's caption in a concept folder; returns (captioned images, problems).
+
+    rules, when given, also checks each caption's content (contradictions, trigger, duplicates)."""
     problems: list[Problem] = []
     caption_names = set(scan.captions)
     unreadable_names = {name for name, _reason in scan.unreadable}
@@ -91,7 +95,7 @@ def check_folder_captions(scan: FolderScan, concept_name: str, caption_extension
         long_rel = caption_rel
         if caption in caption_names:
             captioned += len(images)
-            tokens = _check_caption_file(scan, caption, problems, stats)
+            tokens = _check_caption_file(scan, caption, problems, stats, rules)
         elif caption in unreadable_names:
             tokens = 0  # reported as unreadable with the folder listing
         else:
@@ -130,7 +134,7 @@ def check_folder_captions(scan: FolderScan, concept_name: str, caption_extension
 
 
 def _check_caption_file(scan: FolderScan, caption: str, problems: list[Problem],
-                        stats: CaptionStats) -> int:
+                        stats: CaptionStats, rules: CaptionRules | None) -> int:
     """Read and check one caption file; returns its token count."""
     rel = scan.rel_of(caption)
     try:
@@ -157,6 +161,8 @@ def _check_caption_file(scan: FolderScan, caption: str, problems: list[Problem],
         counts = Counter(tags)
         repeated = ", ".join(tag for tag, n in counts.items() if n > 1)
         problems.append(problem("duplicate-tag", rel, f"holds the same tag more than once: {repeated}"))
+    if rules is not None:
+        problems.extend(rules.check(rel, data, tags))
     return stats.tokens(format_caption(tags))
 
 

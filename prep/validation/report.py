@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prep.validation.bucket_report import Bucket
 
 ERROR = "error"
 WARNING = "warning"
+INFO = "info"
 
 # Every problem code with its severity (caption-too-long is either, by how far over it is).
 CODES: dict[str, str] = {
@@ -32,6 +36,41 @@ CODES: dict[str, str] = {
     # Over prep.images.MAX_PIXELS (or Pillow's MAX_IMAGE_PIXELS when lower) but openable (else corrupt-image):
     # it opens with a DecompressionBombWarning and costs a lot of memory per step.
     "too-large": WARNING,
+    "contradictory-tags": WARNING,
+    "trigger-missing": WARNING,
+    "bucket-upscale": WARNING,
+    "singleton-bucket": INFO,
+    "duplicate-caption": INFO,
+}
+
+# What each code means, for `lorakit validate --help`.
+DESCRIPTIONS: dict[str, str] = {
+    "no-concepts": "no <repeats>_<name> folder in the dataset",
+    "bad-folder-name": "a folder kohya ignores (not <repeats>_<name>)",
+    "empty-concept": "a concept folder without images",
+    "stray-image": "an image outside any concept folder",
+    "unsupported-format": "an image format kohya does not read",
+    "corrupt-image": "an image that cannot be opened (or, with --deep, decoded)",
+    "extension-mismatch": "the file's content is another format than its extension says",
+    "missing-caption": "an image without a caption file (trains with the concept name)",
+    "orphan-caption": "a caption without an image",
+    "empty-caption": "a caption file with no tag",
+    "caption-encoding": "a caption that is not UTF-8",
+    "ambiguous-caption": "two images share a stem, so one caption",
+    "duplicate-image": "a byte-identical copy of another image",
+    "duplicate-tag": "a caption holding a tag twice",
+    "has-alpha": "an image with transparency",
+    "too-small": "an image whose shorter side is under --resolution",
+    "caption-too-long": "a caption over the CLIP token limit (error over 225)",
+    "unreadable": "a file or folder that cannot be read",
+    "too-large": "an image over Pillow's pixel safety limit",
+    "contradictory-tags": "tags that exclude each other (1girl + 2girls, solo + multiple girls; "
+                          "[validate] contradictory_tags adds groups)",
+    "trigger-missing": "a caption without the trigger ([concept] trigger or --trigger), or with it not "
+                       "first while keep_tokens >= 1",
+    "bucket-upscale": "an image the [train] bucket settings upscale by more than 1.5x (bucket_no_upscale off)",
+    "singleton-bucket": "a bucket holding fewer images than the batch size",
+    "duplicate-caption": "images whose captions are byte-identical",
 }
 
 
@@ -100,6 +139,7 @@ class ValidationReport:
     epochs: int = 1
     longest_caption_tokens: int = 0
     recommended_max_token_length: int = 75
+    buckets: list[Bucket] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -124,7 +164,11 @@ class ValidationReport:
 
     @property
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
+        return [p for p in self.problems if p.severity == WARNING]
+
+    @property
+    def infos(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == INFO]
 
     def codes(self) -> set[str]:
         return {p.code for p in self.problems}
@@ -139,5 +183,6 @@ class ValidationReport:
             "total_steps": self.total_steps,
             "longest_caption_tokens": self.longest_caption_tokens,
             "recommended_max_token_length": self.recommended_max_token_length,
+            "buckets": [b.to_dict() for b in self.buckets],
             "problems": [p.to_dict() for p in self.problems],
         }

@@ -16,7 +16,7 @@ from tests.prep.validate_fixtures import caption, picture
 from tui.cli import main
 
 TOP_KEYS = {"ok", "images", "captioned", "concepts", "steps_per_epoch", "total_steps", "longest_caption_tokens",
-            "recommended_max_token_length", "problems"}
+            "recommended_max_token_length", "buckets", "problems"}
 CONCEPT_KEYS = {"folder", "name", "repeats", "images", "captioned", "weighted", "share"}
 PROBLEM_KEYS = {"severity", "code", "path", "message"}
 
@@ -28,7 +28,7 @@ def guide_dataset(root: Path) -> Path:
         caption(root / "2_HighRes" / f"h{i:02d}.txt", f"highres, 1girl, pose {i}")
     for i in range(10):
         picture(root / "1_LowRes" / f"l{i:02d}.jpg", (32, 24), seed=100 + i)
-        caption(root / "1_LowRes" / f"l{i:02d}.txt", "lowres, 1girl")
+        caption(root / "1_LowRes" / f"l{i:02d}.txt", f"lowres, 1girl, pose {i}")
     return root
 
 
@@ -80,10 +80,10 @@ def test_json_problem_shape_and_exit_1(tmp_path: Path, capsys):
 
 def test_warnings_only_exit_0(tmp_path: Path, capsys):
     root = guide_dataset(tmp_path / "ds")
-    code, out = run_json(capsys, root)  # every image is below 512: warnings only
+    code, out = run_json(capsys, root)  # every image is below 512 (and upscaled 16x): warnings only
     assert code == 0 and out["ok"] is True
-    assert {p["code"] for p in out["problems"]} == {"too-small"}
-    assert len(out["problems"]) == 30
+    assert {p["code"] for p in out["problems"]} == {"too-small", "bucket-upscale"}
+    assert len(out["problems"]) == 60
 
 
 def test_missing_or_not_a_folder_exit_2(tmp_path: Path, capsys):

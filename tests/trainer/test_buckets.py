@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainer.buckets import BucketManager, make_bucket_resolutions
+from prep.buckets import BucketManager, make_bucket_resolutions
 
 
 def test_512_gives_kohyas_17_buckets():

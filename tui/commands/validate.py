@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prep.config import add_arguments
 from prep.validate import ValidateOptions, ValidationReport, iter_validate, load_validate_options
-from prep.validation.report import ConceptSummary
+from prep.validation.report import CODES, DESCRIPTIONS, ConceptSummary
 from tui.output import drive, print_json
 
 
@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate", help="check a dataset (layout, images, captions, steps) before training",
         description="Check a kohya-layout dataset (DATASET/<repeats>_<name>/ with images and same-stem "
                     "captions): one line per problem, then the concept table and step counts. Exits 0 "
-                    "when there is no error, 1 when there is, 2 when DATASET is not a folder.")
+                    "when there is no error, 1 when there is, 2 when DATASET is not a folder. Options come "
+                    "from the workspace's [validate] table, bucket settings, batch size and keep_tokens from "
+                    "[train], the trigger from [concept]; flags win.",
+        epilog=_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, metavar="DATASET")
     add_arguments(parser, ValidateOptions)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -32,6 +35,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return 0 if report.ok else 1
+
+
+def _codes_help() -> str:
+    width = max(len(code) for code in CODES)
+    lines = ["problem codes (severity: error blocks training, warning and info do not):"]
+    lines.extend(f"  {code.ljust(width)}  {CODES[code]:<7}  {DESCRIPTIONS[code]}" for code in CODES)
+    return "\n".join(lines)
 
 
 def format_report(report: ValidationReport) -> str:
@@ -51,8 +61,14 @@ def format_report(report: ValidationReport) -> str:
                  f"(max token length {report.recommended_max_token_length} fits)"
                  if report.longest_caption_tokens <= 225 else
                  f"longest caption: {report.longest_caption_tokens} CLIP tokens (over 225: shorten it)")
-    errors, warnings = len(report.errors), len(report.warnings)
+    if report.buckets:
+        shown = ", ".join(f"{b.width}x{b.height}: {b.images}" for b in report.buckets[:8])
+        more = f", +{len(report.buckets) - 8} more" if len(report.buckets) > 8 else ""
+        lines.append(f"buckets: {shown}{more}")
+    errors, warnings, infos = len(report.errors), len(report.warnings), len(report.infos)
     counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    if infos:
+        counts += f", {infos} info"
     lines.append(f"ok: {counts}" if report.ok else f"not ready to train: {counts}")
     return "\n".join(lines)
 

@@ -1,9 +1,15 @@
-"""Aspect-ratio buckets exactly as kohya's `make_bucket_resolutions` and `BucketManager.select_bucket`."""
+"""Aspect-ratio buckets exactly as kohya's `make_bucket_resolutions` and `BucketManager.select_bucket`.
+
+Pure size arithmetic shared by the trainer (batches) and the validator (bucket histogram, upscale
+warnings), so it lives in prep, which both may import.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from prep.config import ConfigError
 
 
 def make_bucket_resolutions(resolution: tuple[int, int], min_size: int = 256, max_size: int = 1024,
@@ -82,3 +88,18 @@ class BucketManager:
                 resized = (width, height)
             reso = (resized[0] - resized[0] % self.reso_steps, resized[1] - resized[1] % self.reso_steps)
         return BucketChoice(reso, resized, reso[0] / reso[1] - aspect if reso[1] else 0.0)
+
+
+def parse_resolution(value: str) -> tuple[int, int]:
+    """`512` -> (512, 512); `768,512` -> (768, 512)."""
+    text = str(value).replace("x", ",").strip()
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"resolution = {value!r} is not an int or \"W,H\"") from None
+    if len(numbers) == 1:
+        numbers = numbers * 2
+    if len(numbers) != 2 or min(numbers) <= 0:
+        raise ConfigError(f"resolution = {value!r} is not an int or \"W,H\"")
+    return numbers[0], numbers[1]
