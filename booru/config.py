@@ -37,5 +37,7 @@ class ScrapeConfig:
                                   "first 20 s (0: no minimum)")
     file_timeout: float = option(600.0, "drop a file that takes longer than this many seconds")
     max_pixels: int = option(MAX_PIXELS, "skip images of more pixels than this (validate's too-large limit)")
+    implications: bool = option(False, "after the scrape, fetch the site's tag implications and aliases for the "
+                                       "dataset (as `lorakit implications fetch`; danbooru and e621 sites)")
     refresh_captions: bool = option(False, "rewrite the captions of saved posts from the archive (e.g. with "
                                            "other --categories) without downloading")

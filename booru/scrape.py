@@ -105,6 +105,7 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None, *, base
     has_keys = bool(credentials.api_key or credentials.login or credentials.user_id)
     warning = credential_check(endpoint, site, has_keys, allow_insecure)
     redact = Redactor([credentials.api_key, credentials.user_id if has_keys else None], login=credentials.login)
+    keys = credentials
     if warning is not None:
         credentials = Credentials()
     try:
@@ -117,7 +118,28 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None, *, base
     except BooruError as exc:
         exc.args = (redact(str(exc)),)
         raise
+    if config.implications:
+        yield from _implications(config, run.summary, keys, base_url_origin, allow_insecure)
     yield Finished(run.summary)
+
+
+def _implications(config: ScrapeConfig, summary: ScrapeSummary, credentials: Credentials, origin: str,
+                  allow_insecure: bool) -> Iterator[Event]:
+    """`scrape --implications`: the graph for the dataset, fetched after the scrape."""
+    from booru.implications import FAMILIES, ImplicationsSummary, fetch_events
+
+    site = SITES[config.site or ""]
+    if site.family not in FAMILIES:
+        yield Warned(f"--implications: {site.name} publishes no implication graph (danbooru and e621 do); skipped")
+        return
+    assert config.out is not None
+    for event in fetch_events(config.out, site=site.name, base_url=config.base_url, base_url_origin=origin,
+                              credentials=credentials, rate=config.rate, dry_run=False,
+                              allow_insecure=allow_insecure):
+        if isinstance(event, ImplicationsSummary):
+            summary.implications = event.to_dict()
+        elif isinstance(event, Warned):
+            yield event
 
 
 class _Run:

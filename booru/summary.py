@@ -14,7 +14,11 @@ class ScrapeSummary:
     files: list[str] = field(default_factory=list)
     folder: str = ""
     captions: int = 0
+    implications: dict[str, object] | None = None  # `scrape --implications`: the fetch's summary
 
     def to_dict(self) -> dict[str, object]:
-        return {"downloaded": self.downloaded, "skipped": dict(sorted(self.skipped.items())),
-                "failed": self.failed, "files": list(self.files)}
+        data: dict[str, object] = {"downloaded": self.downloaded, "skipped": dict(sorted(self.skipped.items())),
+                                   "failed": self.failed, "files": list(self.files)}
+        if self.implications is not None:
+            data["implications"] = self.implications
+        return data

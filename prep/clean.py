@@ -1,8 +1,9 @@
 """`lorakit clean`: caption cleaning rules as pure functions on tag lists, applied in a fixed order.
 
 Order (the contract of `lorakit clean`): 1 normalise, 2 underscores to spaces, 3 unescape (or escape)
-parentheses, 4 replace, 5 remove, 6 remove redundant, 7 deduplicate, 8 trigger / remove names,
-9 sort after keep_tokens, 10 max tags, 11 lowercase. Only captions whose bytes change are written,
+parentheses, 4 replace, 5 remove, 6 canonical (aliases to their consequent), 7 remove implied (the
+site's implication graph, else the bundled table), 8 remove redundant, 9 deduplicate, 10 trigger /
+remove names, 11 sort after keep_tokens, 12 max tags, 13 lowercase. Only captions whose bytes change are written,
 through one journal operation.
 """
 
@@ -24,7 +25,7 @@ from prep.captions import (
 )
 from prep.config import ConfigError, option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
-from prep.implications import implied_by
+from prep.implications import TagGraph, bundled_graph, dataset_graph, implied_by
 from prep.tag_query import PatternSet, Query, TagPattern, match_key, parse_query, remove_matching
 
 SORT_CHOICES = ("alpha", "frequency", "none")
@@ -42,6 +43,10 @@ class CleanConfig:
                                      "with one pair a line; write \\= for a literal =)", default_factory=list)
     remove: list[str] = option(help="remove a tag; * is a wildcard: '*background', 'artist:*' "
                                     "(repeatable, or @FILE with one a line)", default_factory=list)
+    canonical: bool = option(False, "replace aliased (deprecated) tags by their canonical name, from the graph "
+                                    "`lorakit implications fetch` stored")
+    remove_implied: bool = option(False, "drop a tag another present tag implies, by the fetched implication "
+                                         "graph (else lorakit's bundled table)")
     remove_redundant: bool = option(False, "drop a tag another tag ends with as whole words (shirt with white "
                                            "shirt) or that another tag implies (animal ears with cat ears)")
     trigger: str | None = option(None, "make WORD the first tag of every caption (moved or inserted)")
@@ -141,8 +146,31 @@ class Replacements:
         return out
 
 
+def canonical_tags(tags: Iterable[str], graph: TagGraph, *, keep_underscores: bool = False,
+                   escape: bool = False) -> list[str]:
+    """Rule 6: an aliased tag becomes its consequent, spelled as the other rules spell tags."""
+    out: list[str] = []
+    for tag in tags:
+        new = graph.canonical(match_key(tag))
+        if new is None:
+            out.append(tag)
+            continue
+        spelled = new if keep_underscores else underscores_to_spaces(new)
+        out.append(escape_parens(spelled) if escape and spelled not in KAOMOJI else spelled)
+    return out
+
+
+def remove_implied(tags: Sequence[str], graph: TagGraph) -> list[str]:
+    """Rule 7: drop a tag that another present tag implies (`cat ears` drops `animal ears`)."""
+    keys = [match_key(tag) for tag in tags]
+    implied: set[str] = set()
+    for key in set(keys):
+        implied |= graph.implied_by(key)
+    return [tag for tag, key in zip(tags, keys, strict=True) if key not in implied]
+
+
 def remove_redundant(tags: Sequence[str], *, use_implications: bool = True) -> list[str]:
-    """Rule 6: drop a tag that another tag ends with as whole words, or that another tag implies."""
+    """Rule 8: drop a tag that another tag ends with as whole words, or that another tag implies."""
     keys = [match_key(tag) for tag in tags]
     present = set(keys)
     implied: set[str] = set()
@@ -158,12 +186,12 @@ def remove_redundant(tags: Sequence[str], *, use_implications: bool = True) -> l
 
 
 def deduplicate(tags: Iterable[str]) -> list[str]:
-    """Rule 7: keep the first occurrence of each tag."""
+    """Rule 9: keep the first occurrence of each tag."""
     return list(dict.fromkeys(tags))
 
 
 def place_trigger(tags: Iterable[str], trigger: str | None, remove_names: Iterable[str] = ()) -> list[str]:
-    """Rule 8: drop the full names (any case, spaces or underscores), then put the trigger first."""
+    """Rule 10: drop the full names (any case, spaces or underscores), then put the trigger first."""
     drop = {match_key(name) for name in remove_names if name.strip()}
     if trigger:
         drop.add(match_key(trigger))
@@ -173,7 +201,7 @@ def place_trigger(tags: Iterable[str], trigger: str | None, remove_names: Iterab
 
 def sort_tags(tags: Sequence[str], how: str | None, keep_tokens: int = 0,
               frequency: Counter[str] | None = None) -> list[str]:
-    """Rule 9: sort the tags after the first keep_tokens (alpha, or dataset frequency then alpha)."""
+    """Rule 11: sort the tags after the first keep_tokens (alpha, or dataset frequency then alpha)."""
     if how is None:
         return list(tags)
     head, tail = list(tags[:keep_tokens]), tags[keep_tokens:]
@@ -186,12 +214,12 @@ def sort_tags(tags: Sequence[str], how: str | None, keep_tokens: int = 0,
 
 
 def limit_tags(tags: Sequence[str], max_tags: int | None) -> list[str]:
-    """Rule 10: keep the first max_tags tags."""
+    """Rule 12: keep the first max_tags tags."""
     return list(tags if max_tags is None else tags[:max_tags])
 
 
 def lowercase_tags(tags: Iterable[str]) -> list[str]:
-    """Rule 11: lowercase (duplicates that lowercasing creates are dropped, first kept)."""
+    """Rule 13: lowercase (duplicates that lowercasing creates are dropped, first kept)."""
     return deduplicate(tag.lower() for tag in tags)
 
 
@@ -200,15 +228,18 @@ def lowercase_tags(tags: Iterable[str]) -> list[str]:
 class Cleaner:
     """The rules of one CleanConfig, compiled once and applied to many captions."""
 
-    def __init__(self, config: CleanConfig) -> None:
+    def __init__(self, config: CleanConfig, graph: TagGraph | None = None) -> None:
         self.config = config
+        if graph is None and (config.canonical or config.remove_implied):
+            graph = bundled_graph()  # clean_dataset passes the dataset's fetched graph
+        self.graph = graph
         pairs = [parse_replacement(p) for p in config.replace]
         self.replacements = Replacements(pairs, keep_underscores=config.keep_underscores,
                                          escape=config.escape_parens) if pairs else None
         self.removals = PatternSet(config.remove)
 
     def before_sort(self, tags: Iterable[str]) -> list[str]:
-        """Rules 1-8 (they need nothing from other captions)."""
+        """Rules 1-10 (they need nothing from other captions)."""
         c = self.config
         out = normalize_tags(tags)
         if not c.keep_underscores:
@@ -218,6 +249,10 @@ class Cleaner:
             out = self.replacements.apply(out)
         if self.removals:
             out = remove_matching(out, self.removals)
+        if c.canonical and self.graph is not None:
+            out = canonical_tags(out, self.graph, keep_underscores=c.keep_underscores, escape=c.escape_parens)
+        if c.remove_implied and self.graph is not None:
+            out = remove_implied(out, self.graph)
         if c.remove_redundant:
             out = remove_redundant(out)
         out = deduplicate(out)
@@ -226,7 +261,7 @@ class Cleaner:
         return out
 
     def after_sort(self, tags: Sequence[str], frequency: Counter[str] | None = None) -> list[str]:
-        """Rules 9-11."""
+        """Rules 11-13."""
         c = self.config
         out = sort_tags(tags, c.sort, c.effective_keep_tokens, frequency)
         out = limit_tags(out, c.max_tags)
@@ -266,7 +301,14 @@ def clean_dataset(dataset: Dataset | str | Path, config: CleanConfig, *, dry_run
     report = EditReport(dry_run=dry_run)
     records = [r for r in read_captions(scan.entries, report.warnings)
                if r.exists and (not query.terms or query.matches_record(r))]
-    cleaned = Cleaner(config).clean_all([r.tags for r in records])
+    graph = None
+    if config.canonical or config.remove_implied:
+        graph = dataset_graph(scan.root)
+        if config.canonical and not graph.aliases:
+            report.warnings.append("--canonical: no fetched aliases (run `lorakit implications fetch DATASET`); "
+                                   "nothing to replace")
+        report.warnings.append(graph.source)
+    cleaned = Cleaner(config, graph).clean_all([r.tags for r in records])
     by_record = {id(r): tags for r, tags in zip(records, cleaned, strict=True)}
     with gc_paused():
         apply_changes(scan.root, command, records, lambda r: by_record[id(r)], report)

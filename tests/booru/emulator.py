@@ -136,6 +136,9 @@ class Emulator:
         self.api_rate: float | None = None  # answer 429 when more than this many API requests in 1 s
         self.api_latency = 0.0
         self.faults: list[Fault] = []
+        # Danbooru/e621 /tag_implications.json and /tag_aliases.json: (antecedent, consequent, status)
+        self.implications: list[tuple[str, str, str]] = []
+        self.aliases: list[tuple[str, str, str]] = []
         self.log: list[dict[str, Any]] = []
         self.rate_violations = 0
         self.active_files = 0
@@ -253,8 +256,8 @@ class Emulator:
         if self.api_rate is None:
             return True
         with self._lock:
-            recent = [r for r in self.log if r["kind"] in ("api", "tag") and now - r["time"] < 1.0
-                      and r["status"] != 429]
+            recent = [r for r in self.log if r["kind"] in ("api", "tag", "implications", "aliases")
+                      and now - r["time"] < 1.0 and r["status"] != 429]
             if len(recent) > self.api_rate:
                 self.rate_violations += 1
                 return False

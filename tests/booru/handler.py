@@ -105,6 +105,9 @@ class Handler(BaseHTTPRequestHandler):
             kind = "file"
         elif path == prefix + "/posts.json" and emu.family in ("danbooru", "e621"):
             kind = "api"
+        elif path in (prefix + "/tag_implications.json", prefix + "/tag_aliases.json") and \
+                emu.family in ("danbooru", "e621"):
+            kind = "implications" if "implications" in path else "aliases"
         elif path == prefix + "/post.json" and emu.family == "moebooru":
             kind = "api"
         elif path == prefix + "/index.php" and emu.family in ("gelbooru", "gelbooru-v02"):
@@ -118,6 +121,8 @@ class Handler(BaseHTTPRequestHandler):
             self.serve_file(emu.files[path])
         elif kind in ("api", "tag"):
             self.serve_api(kind, params)
+        elif kind in ("implications", "aliases"):
+            self.serve_relations(kind, params)
         else:
             self.send_json(404, {"success": False, "reason": "not found"})
 
@@ -347,6 +352,34 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"@attributes": {"limit": 100, "offset": 0, "count": len(tags)}, "tag": tags})
         else:
             self.send_json(200, tags)
+
+    def serve_relations(self, kind: str, params: dict[str, str]) -> None:
+        """`GET /tag_implications.json?search[antecedent_name_comma]=a,b&search[status]=active&limit=1000`
+        (and /tag_aliases.json): `[{id, antecedent_name, consequent_name, status, ...}]`; e621 answers an
+        empty result as `{"tag_implications": []}`."""
+        emu = self.emu
+        if not emu.check_rate(self.entry["time"]):
+            self.send_json(429, {"success": False, "message": "Throttled"}, {"Retry-After": "1"})
+            return
+        fault = emu.take_fault(kind)
+        if self.apply_fault(fault):
+            return
+        given = bool(self.headers.get("Authorization"))
+        if (given and not emu.authorized(params, self.headers)) or (emu.require_key and not given):
+            self.refuse_auth(given)
+            return
+        wanted = set(params.get("search[antecedent_name_comma]", "").split(","))
+        status = params.get("search[status]")
+        limit = int(params.get("limit", "20"))
+        rows = emu.implications if kind == "implications" else emu.aliases
+        records = [{"id": i + 1, "antecedent_name": a, "consequent_name": c, "status": st, "reason": "",
+                    "forum_topic_id": None, "created_at": "2020-01-01T00:00:00.000-05:00"}
+                   for i, (a, c, st) in enumerate(rows) if a in wanted and (status is None or st == status)]
+        records = records[:limit]
+        if not records and emu.family == "e621":
+            self.send_json(200, {f"tag_{kind}": []})
+        else:
+            self.send_json(200, records)
 
     def refuse_auth(self, given: bool) -> None:
         family = self.emu.family

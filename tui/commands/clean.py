@@ -15,7 +15,9 @@ from prep.errors import DatasetNotFound
 from tui.output import expand_at_files, print_json
 
 RULES = """rules run in this order: normalise; underscores to spaces (--keep-underscores); unescape
-parentheses (--escape-parens); --replace; --remove; --remove-redundant; deduplicate; --trigger and
+parentheses (--escape-parens); --replace; --remove; --canonical (aliases to their canonical name);
+--remove-implied (the graph `lorakit implications fetch` stored, else the bundled table: a line says
+which); --remove-redundant; deduplicate; --trigger and
 --remove-name; --sort after --keep-tokens; --max-tags; --lowercase. Rules can also come from the
 [clean] table of lorakit.toml (same names). Only captions whose text changes are written, as one
 journal entry: `lorakit undo DATASET` reverts it."""
