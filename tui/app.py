@@ -91,8 +91,10 @@ class LorakitApp(App[None]):
                 current.refresh_data()
 
     def header_text(self) -> str:
-        data = self.summary.describe() if self.summary is not None else "counting…"
-        return f"{data} · validate: {validation_state(self.validation)}"
+        state = validation_state(self.validation)
+        if self.summary is None:
+            return f"counting… · validate: {state}"
+        return self.summary.describe(state)
 
     def show_header(self) -> None:
         text = self.header_text()

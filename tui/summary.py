@@ -22,15 +22,18 @@ class DatasetSummary:
     def captioned_share(self) -> float:
         return self.captioned / self.images if self.images else 0.0
 
-    def describe(self, max_concepts: int = 3) -> str:
+    def describe(self, validation: str = "", max_concepts: int = 3) -> str:
+        """`7 images · 86% captioned · validate: ok · alice ×10, bob ×5` (the concepts last: a narrow
+        header cuts them first)."""
+        state = [f"validate: {validation}"] if validation else []
         if self.error:
-            return self.error
+            return " · ".join([self.error, *state])
         if not self.images and not self.concepts:
-            return "empty dataset"
+            return " · ".join(["empty dataset", *state])
         shown = [f"{name} ×{repeats}" for name, repeats in self.concepts[:max_concepts]]
         if len(self.concepts) > max_concepts:
             shown.append(f"+{len(self.concepts) - max_concepts}")
-        parts = [f"{self.images} images", f"{self.captioned_share:.0%} captioned"]
+        parts = [f"{self.images} images", f"{self.captioned_share:.0%} captioned", *state]
         if shown:
             parts.append(", ".join(shown))
         return " · ".join(parts)

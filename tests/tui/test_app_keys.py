@@ -73,7 +73,7 @@ async def test_help_lists_the_screen_keys(workspace: Path):
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-keys").render())
-        for key, what in (("/", "Filter"), ("e", "Edit caption"), (":", "Command"), ("ctrl+z", "Undo"),
+        for key, what in (("/", "Filter"), ("e", "Edit"), ("s", "Sort"), (":", "Command"), ("ctrl+z", "Undo"),
                           ("4", "Edit screen"), ("ctrl+p", "palette")):
             assert key in text and what in text, (key, what, text)
         await pilot.press("escape")

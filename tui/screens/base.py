@@ -34,10 +34,11 @@ class DataScreen(Screen[None]):
     JOB = ""  # the job's worker group ("" = the screen runs no job)
     JOB_VERB = "running"
     TABLE: str | None = None  # the lorakit.toml table the form fills from and saves to
+    QUIET_GROUPS: frozenset[str] = frozenset()  # worker groups whose warnings the screen shows itself
     AUTO_FOCUS = None  # no text field takes focus by itself: single-letter keys act at once
     BINDINGS = [
         Binding("ctrl+r", "run_job", "Run", priority=True),
-        Binding("ctrl+s", "save_form", "Save form", priority=True),
+        Binding("ctrl+s", "save_form", "Save form", priority=True, show=False),
         Binding("escape", "escape", "Leave field / cancel job", show=False),
     ]
 
@@ -53,7 +54,7 @@ class DataScreen(Screen[None]):
         yield from self.compose_body()
         yield JobBar(id="job")
         yield Log(id="log", highlight=False, classes="log-pane")
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -161,7 +162,11 @@ class DataScreen(Screen[None]):
         if message.group == self.JOB:
             self.job_bar.advance(message.done, message.total, message.item)
 
+    # Textual calls these handlers of every class in the MRO: subclasses add their own handlers
+    # for their extra groups and never call super() (that would handle the message twice).
     def on_stage_warned(self, message: StageWarned) -> None:
+        if message.group in self.QUIET_GROUPS:
+            return
         self.log_line(f"warning: {message.path + ': ' if message.path else ''}{message.message}")
 
     def on_stage_finished(self, message: StageFinished) -> None:
@@ -220,6 +225,14 @@ class DataScreen(Screen[None]):
             if binding.description and key not in seen and not key.isdigit():
                 seen[key] = binding.description
         return [(KEY_NAMES.get(key, key), text) for key, text in seen.items()]
+
+
+def reset_table(table) -> None:
+    """Empty a DataTable for new rows, columns re-made so their widths follow the new content
+    (after a plain clear() rows added later kept the old, narrower widths on screen)."""
+    labels = [column.label for column in table.columns.values()]
+    table.clear(columns=True)
+    table.add_columns(*labels)
 
 
 def error_text(message: str) -> Text:

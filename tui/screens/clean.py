@@ -12,12 +12,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Select, Static, Switch
+from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
 from prep.clean import CleanConfig
 from prep.config import from_mapping
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen
+from tui.screens.base import DataScreen, reset_table
 from tui.widgets.form import OptionForm
 
 PREVIEW, APPLY = "clean-preview", "clean"
@@ -48,8 +48,8 @@ class CleanScreen(DataScreen):
     JOB_VERB = "cleaning"
     TABLE = "clean"
     AUTO_FOCUS = "#clean-preview"
-    BINDINGS = [Binding("ctrl+r", "run_job", "Apply clean", priority=True),
-                Binding("p", "preview", "Preview now")]
+    BINDINGS = [Binding("ctrl+r", "run_job", "Apply", priority=True),
+                Binding("p", "preview", "Preview")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,9 +58,9 @@ class CleanScreen(DataScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="clean-main"):
             with Vertical(id="clean-left"):
-                yield Static("[clean] rules (ctrl+s saves)", classes="heading")
+                yield Static("[clean] rules (ctrl+s saves)", classes="heading", markup=False)
                 yield OptionForm(CleanConfig, FIELDS, table_for_form(self.table_values()), id="clean-form")
-                yield Input(placeholder="only captions matching QUERY (e.g. concept:5_alice)", id="where")
+                yield Input(placeholder="only captions matching QUERY (e.g. concept:5_alice)", id="where", classes="line-input")
             with Vertical(id="clean-right"):
                 yield Static("", id="clean-summary", classes="summary")
                 yield DataTable(id="clean-preview", cursor_type="row", zebra_stripes=True)
@@ -74,7 +74,7 @@ class CleanScreen(DataScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         self.schedule_preview()
 
-    def on_switch_changed(self, event: Switch.Changed) -> None:
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self.schedule_preview()
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -105,7 +105,7 @@ class CleanScreen(DataScreen):
         if group != PREVIEW:
             return
         table = self.query_one("#clean-preview", DataTable)
-        table.clear()
+        reset_table(table)
         for change in report.changes[:PREVIEW_ROWS]:
             try:
                 name = change.path.relative_to(self.dataset).as_posix()
@@ -120,7 +120,7 @@ class CleanScreen(DataScreen):
     def side_failed(self, group: str, error: str) -> None:
         if group == PREVIEW:
             self.query_one("#clean-summary", Static).update(Text(error, style="bold red"))
-            self.query_one("#clean-preview", DataTable).clear()
+            reset_table(self.query_one("#clean-preview", DataTable))
         else:
             super().side_failed(group, error)
 

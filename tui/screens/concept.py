@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Input, Static
 from prep.concept import TABLE, ConceptConfig
 from prep.config import from_mapping
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen
+from tui.screens.base import DataScreen, reset_table
 from tui.widgets.form import OptionForm
 
 CANDIDATES, CHECK, SCORE, APPLY = "candidates", "check-word", "score", "concept"
@@ -54,9 +54,9 @@ class ConceptScreen(DataScreen):
     TABLE = TABLE
     AUTO_FOCUS = "#candidates"
     BINDINGS = [
-        Binding("ctrl+r", "run_job", "Apply trigger", priority=True),
-        Binding("w", "focus_word", "Check a word"),
-        Binding("m", "score", "Score with model"),
+        Binding("ctrl+r", "run_job", "Apply", priority=True),
+        Binding("w", "focus_word", "Check word"),
+        Binding("m", "score", "Score"),
     ]
 
     def __init__(self) -> None:
@@ -70,11 +70,11 @@ class ConceptScreen(DataScreen):
                 yield Static("Rare single-token candidates (enter: use as trigger)", classes="heading")
                 yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True)
             with Vertical(id="concept-right"):
-                yield Static("[concept] (ctrl+s saves, ctrl+r applies)", classes="heading")
+                yield Static("[concept] (ctrl+s saves, ctrl+r applies)", classes="heading", markup=False)
                 yield OptionForm(ConceptConfig, ["trigger", "remove_names", "concept"], self.table_values(),
                                  id="concept-form")
                 yield Static("Check a word", classes="heading")
-                yield Input(placeholder="w: a word of your own, enter checks it", id="word")
+                yield Input(placeholder="w: a word of your own, enter checks it", id="word", classes="line-input")
                 yield Static("", id="word-check", classes="summary")
 
     def on_mount(self) -> None:
@@ -95,7 +95,7 @@ class ConceptScreen(DataScreen):
 
     def show_candidates(self) -> None:
         table = self.query_one("#candidates", DataTable)
-        table.clear()
+        reset_table(table)
         for candidate in self.candidates:
             score = "" if candidate.distance is None else f"{candidate.distance:.3f}"
             table.add_row(candidate.word, candidate.token_id, score, key=candidate.word)

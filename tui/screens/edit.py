@@ -22,7 +22,7 @@ from prep.captions import format_caption
 from tui.edit_commands import USAGE, EditCommand, parse_command
 from tui.edit_model import Selection, load_selection, save_caption
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen
+from tui.screens.base import DataScreen, reset_table
 from tui.widgets.caption_editor import CaptionEditor
 from tui.widgets.completion import TagSuggester
 from tui.widgets.confirm import ConfirmScreen
@@ -30,6 +30,15 @@ from tui.widgets.image_preview import ImagePreview
 
 LOAD, COUNT, SAVE, EDIT = "selection", "count-changes", "save-caption", "tags-edit"
 QUERY_HINT = "/ filter: red hair, -hat, blonde hair|yellow hair, *ribbon, concept:5_alice"
+
+
+def _load(dataset: Path, query: str) -> tuple[Selection, TagSuggester]:
+    """The selection and a completer over its tags and the Danbooru list (built off the UI thread)."""
+    from prep.tag_vocabulary import danbooru_tags
+
+    selection = load_selection(dataset, query)
+    ranked = [tag for tag, _count in selection.counts.most_common()]
+    return selection, TagSuggester(ranked, danbooru_tags())
 
 
 def _dry_run(dataset: Path, command: EditCommand, query: str):
@@ -54,10 +63,10 @@ class EditScreen(DataScreen):
     AUTO_FOCUS = "#images"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),
-        Binding("e", "edit_caption", "Edit caption"),
+        Binding("e", "edit_caption", "Edit"),
         Binding("colon", "command_line", "Command"),
-        Binding("s", "sort", "Sort tags"),
-        Binding("ctrl+r", "reload", "Reload", priority=True),
+        Binding("s", "sort", "Sort"),
+        Binding("ctrl+r", "reload", "Reload", priority=True, show=False),
     ]
 
     def __init__(self) -> None:
@@ -69,7 +78,7 @@ class EditScreen(DataScreen):
         self.suggester: TagSuggester | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder=QUERY_HINT, id="filter")
+        yield Input(placeholder=QUERY_HINT, id="filter", classes="line-input")
         with Horizontal(id="edit-main"):
             with Vertical(id="tags-pane"):
                 yield Static("", id="tags-summary", classes="summary")
@@ -82,10 +91,10 @@ class EditScreen(DataScreen):
                 yield Static("", id="caption", classes="summary")
                 yield Static("History (newest first, ctrl+z undoes)", classes="heading")
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True, show_cursor=False)
-        yield Input(placeholder=f": {USAGE}", id="command")
+        yield Input(placeholder=f": {USAGE}", id="command", classes="line-input")
 
     def on_mount(self) -> None:
-        self.query_one("#tags", DataTable).add_columns("Tag", "Count", "Note")
+        self.query_one("#tags", DataTable).add_columns("Tag", "Count", "Typo of")
         self.query_one("#images", DataTable).add_columns("Image", "Tags")
         self.query_one("#history", DataTable).add_columns("Id", "Command", "Files", "When")
         self.query_one("#command", Input).display = False
@@ -100,11 +109,11 @@ class EditScreen(DataScreen):
 
     def load(self, query: str) -> None:
         self.query_one("#tags-summary", Static).update("reading captions…")
-        run_stage(self, LOAD, result_of(load_selection, self.dataset, query), LOAD)
+        run_stage(self, LOAD, result_of(_load, self.dataset, query), LOAD)
 
     def side_finished(self, group: str, summary) -> None:
         if group == LOAD:
-            self.show_selection(summary)
+            self.selection_loaded(*summary)
         elif group == COUNT:
             self.confirm_edit(summary)
         elif group == SAVE:
@@ -118,17 +127,20 @@ class EditScreen(DataScreen):
             self.query_one("#tags-summary", Static).update(Text(error, style="bold red"))
         self.notify(error, severity="error", timeout=8)
 
+    def selection_loaded(self, selection: Selection, suggester: TagSuggester) -> None:
+        self.suggester = suggester
+        self.show_selection(selection)
+
     def show_selection(self, selection: Selection) -> None:
         self.selection = selection
         self.query_text = selection.query
-        self.suggester = TagSuggester([t for t, _ in selection.counts.most_common()], self.danbooru())
         self.show_tags()
         images = self.query_one("#images", DataTable)
         previous = images.cursor_row
-        images.clear()
+        reset_table(images)
         for record in selection.records[: self.MAX_IMAGES]:
             name = self.relative(record.image)
-            count = len(record.tags) if record.exists else Text("no caption", style="yellow")
+            count = len(record.tags) if record.exists else Text("none", style="yellow")
             images.add_row(name, count, key=record.image)
         where = f" matching '{selection.query}'" if selection.query.strip() else ""
         more = f" (first {self.MAX_IMAGES} shown)" if len(selection.records) > self.MAX_IMAGES else ""
@@ -141,17 +153,11 @@ class EditScreen(DataScreen):
             self.query_one("#edit-image", ImagePreview).show(None)
             self.query_one("#caption", Static).update("")
         history = self.query_one("#history", DataTable)
-        history.clear()
+        reset_table(history)
         for info in reversed(selection.history):
             when = time.strftime("%m-%d %H:%M", time.localtime(info.started))
             state = "" if info.state == "done" else f" ({info.state})"
             history.add_row(info.id, info.command, info.count, when + state, key=info.id)
-
-    @staticmethod
-    def danbooru() -> tuple[str, ...]:
-        from prep.tag_vocabulary import danbooru_tags
-
-        return danbooru_tags()
 
     def relative(self, path: str) -> str:
         try:
@@ -164,14 +170,14 @@ class EditScreen(DataScreen):
         if selection is None:
             return
         table = self.query_one("#tags", DataTable)
-        table.clear()
+        reset_table(table)
         if self.sort_by == "count":
             ordered = sorted(selection.counts.items(), key=lambda kv: (-kv[1], kv[0]))
         else:
             ordered = sorted(selection.counts.items(), key=lambda kv: (kv[0].lower(), kv[0]))
         for tag, count in ordered[: self.MAX_TAGS]:
             others = selection.typos.get(tag)
-            note = Text(f"typo? {others[0]}", style="yellow") if others else ""
+            note = Text(f"≈{others[0]}", style="yellow") if others else ""
             table.add_row(tag, count, note, key=tag)
         where = f" in '{selection.query}'" if selection.query.strip() else ""
         more = f", the {self.MAX_TAGS} most used shown" if len(ordered) > self.MAX_TAGS else ""

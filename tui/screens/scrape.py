@@ -61,7 +61,7 @@ class ScrapeScreen(DataScreen):
 
         with Horizontal(id="scrape-main"):
             with Vertical(id="scrape-left"):
-                yield Static("[booru] (ctrl+s saves, ctrl+r scrapes into the dataset)", classes="heading")
+                yield Static("[booru] (ctrl+s saves, ctrl+r scrapes into the dataset)", classes="heading", markup=False)
                 yield OptionForm(ScrapeConfig, FIELDS, self.table_values(), id="scrape-form",
                                  labels={"tags": "query"})
                 yield Static("", id="key-status", classes="summary")
@@ -104,8 +104,7 @@ class ScrapeScreen(DataScreen):
         self.folder = Path(target_folder(config))
         return lambda: scrape(config, credentials)
 
-    def on_stage_progress(self, message) -> None:
-        super().on_stage_progress(message)
+    def on_stage_progress(self, message) -> None:  # with the base's handler (Textual calls both)
         if message.group == APPLY and message.item and self.folder is not None:
             path = self.folder / message.item
             if path.is_file() and path != self.last:
@@ -113,9 +112,9 @@ class ScrapeScreen(DataScreen):
                 self.query_one("#scrape-image", ImagePreview).show(path)
                 self.query_one("#scrape-last", Static).update(message.item)
 
-    def on_stage_warned(self, message) -> None:
-        super().on_stage_warned(message)
-        self.failed += 1
+    def on_stage_warned(self, message) -> None:  # the base logs it
+        if message.group == APPLY:
+            self.failed += 1
 
     def describe(self, summary) -> str:
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.skipped.items()))

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen
+from tui.screens.base import DataScreen, reset_table
 from tui.widgets.form import OptionForm
 from tui.widgets.image_preview import ImagePreview
 
@@ -43,8 +43,8 @@ class TagScreen(DataScreen):
     JOB_VERB = "tagging"
     TABLE = "tagger"
     AUTO_FOCUS = "#tag-images"
-    BINDINGS = [Binding("ctrl+r", "run_job", "Tag dataset", priority=True),
-                Binding("t", "try_one", "Try on image")]
+    BINDINGS = [Binding("ctrl+r", "run_job", "Tag all", priority=True),
+                Binding("t", "try_one", "Try one")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,7 +56,7 @@ class TagScreen(DataScreen):
         known = ", ".join(m.repo.split("/")[-1] for m in KNOWN_MODELS[:4])
         with Horizontal(id="tag-main"):
             with Vertical(id="tag-left"):
-                yield Static("[tagger] (ctrl+s saves, ctrl+r tags, t tries)", classes="heading")
+                yield Static("[tagger] (ctrl+s saves, ctrl+r tags, t tries)", classes="heading", markup=False)
                 yield OptionForm(self.config_class(), FIELDS, self.table_values(), id="tag-form")
                 yield Static(f"known models: {known}, … (`lorakit tag --list-models`); or a folder with "
                              "model.onnx + selected_tags.csv", classes="summary")
@@ -102,7 +102,7 @@ class TagScreen(DataScreen):
         if group == IMAGES:
             self.images = summary
             table = self.query_one("#tag-images", DataTable)
-            table.clear()
+            reset_table(table)
             for image in summary[:MAX_IMAGES]:
                 table.add_row(self.relative(image), key=image)
             self.query_one("#images-summary", Static).update(f"{len(summary)} image(s); t tries the highlighted one")
@@ -143,12 +143,12 @@ class TagScreen(DataScreen):
         from tui.tag_try import try_one
 
         self.query_one("#try-summary", Static).update(f"tagging {Path(image).name}…")
-        self.query_one("#try-tags", DataTable).clear()
+        reset_table(self.query_one("#try-tags", DataTable))
         run_stage(self, TRY, result_of(try_one, Path(image), config), TRY)
 
     def show_try(self, result) -> None:
         table = self.query_one("#try-tags", DataTable)
-        table.clear()
+        reset_table(table)
         for tag, p in result.tags:
             table.add_row(tag, f"{p:.2f}", bar(p), key=tag)
         self.query_one("#try-summary", Static).update(

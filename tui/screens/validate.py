@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from prep.images import is_image_name
 from tui.runner import result_of
-from tui.screens.base import DataScreen
+from tui.screens.base import DataScreen, reset_table
 from tui.stage_options import fix_options, validate_options
 from tui.widgets.image_preview import ImagePreview
 
@@ -36,11 +36,12 @@ class ValidateScreen(DataScreen):
     JOB = VALIDATE
     JOB_VERB = "validating"
     TABLE = "validate"
+    QUIET_GROUPS = frozenset({VALIDATE})  # its warnings are the problems table
     MAX_ROWS = 2000
     AUTO_FOCUS = "#problems"
     BINDINGS = [
         Binding("ctrl+r", "run_job", "Validate", priority=True),
-        Binding("d", "deep", "Deep validate"),
+        Binding("d", "deep", "Deep"),
         Binding("f", "fix", "Fix all"),
     ]
 
@@ -115,18 +116,14 @@ class ValidateScreen(DataScreen):
 
         self.job_worker = run_stage(self, FIX, lambda: iter_fix(dataset, options), FIX)
 
-    # The fix job runs under its own group: route its messages like the job's.
+    # The fix job runs under its own group (the base handles the validate group's messages).
     def on_stage_started(self, message) -> None:
         if message.group == FIX:
             self.job_bar.total(message.total)
-        else:
-            super().on_stage_started(message)
 
     def on_stage_progress(self, message) -> None:
         if message.group == FIX:
             self.job_bar.advance(message.done, message.total, message.item)
-        else:
-            super().on_stage_progress(message)
 
     def side_finished(self, group: str, summary) -> None:
         if group == FIX:
@@ -158,7 +155,7 @@ class ValidateScreen(DataScreen):
         self.report = report
         self.app.set_validation(report)
         concepts = self.query_one("#concepts", DataTable)
-        concepts.clear()
+        reset_table(concepts)
         for prefix, group in (("", report.concepts), ("reg/", report.reg_concepts)):
             for concept in group:
                 concepts.add_row(prefix + concept.folder, concept.repeats, concept.images, concept.weighted,
@@ -168,7 +165,7 @@ class ValidateScreen(DataScreen):
             shown = (report.errors + report.warnings)[: self.MAX_ROWS]
         self.problems = shown
         problems = self.query_one("#problems", DataTable)
-        problems.clear()
+        reset_table(problems)
         for index, found in enumerate(shown):
             problems.add_row(Text(found.severity, style=SEVERITY_STYLE.get(found.severity, "")), found.code,
                              found.path, found.message, key=str(index))

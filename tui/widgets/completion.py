@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
+from functools import lru_cache
 
 from textual.suggester import Suggester
 
@@ -15,9 +16,7 @@ class TagSuggester(Suggester):
     def __init__(self, dataset_tags: Iterable[str], extra_tags: Iterable[str] = ()) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
         self.ranked = list(dict.fromkeys(dataset_tags))  # most used first
-        extra = sorted({t.lower(): t for t in extra_tags}.items())
-        self.extra_keys = [k for k, _ in extra]
-        self.extra = [t for _, t in extra]
+        self.extra_keys, self.extra = _sorted_by_key(tuple(extra_tags))
 
     def complete(self, prefix: str) -> str | None:
         """The first tag starting with `prefix` (case-insensitive), or None."""
@@ -42,3 +41,10 @@ class TagSuggester(Suggester):
         if tag is None:
             return None
         return f"{head}{comma}{lead}{stripped}{tag[len(stripped):]}"
+
+
+@lru_cache(maxsize=4)
+def _sorted_by_key(tags: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The tags sorted by their lowercase spelling (cached: the Danbooru list is the same each time)."""
+    pairs = sorted({t.lower(): t for t in tags}.items())
+    return [k for k, _ in pairs], [t for _, t in pairs]

@@ -1,6 +1,6 @@
 """A form over some fields of a config dataclass, filled from its lorakit.toml table.
 
-Strings, numbers and paths are Inputs, booleans Switches, fields with choices Selects, and lists
+Strings, numbers and paths are Inputs, booleans Checkboxes, fields with choices Selects, and lists
 comma-separated Inputs. `mapping()` gives the TOML values the form holds now (blank = unset), the
 stage builds its config from them with `prep.config.from_mapping`, and `changes()` says what
 ctrl+s writes back: only the keys that differ from the file (and from the defaults, for keys the
@@ -19,7 +19,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Input, Label, Select, Switch
+from textual.widgets import Checkbox, Input, Label, Select
 
 from prep.config import coerce
 
@@ -55,10 +55,15 @@ class OptionForm(VerticalScroll):
 
     DEFAULT_CSS = """
     OptionForm { height: auto; max-height: 100%; padding: 0 1; }
-    OptionForm > Horizontal { height: auto; }
-    OptionForm Label.field-label { width: 20; padding: 1 1 0 0; }
-    OptionForm Input, OptionForm Select { width: 1fr; }
-    OptionForm Switch { width: auto; }
+    OptionForm > Horizontal { height: 1; margin-bottom: 0; }
+    OptionForm Label.field-label { width: 20; padding: 0 1 0 0; color: $text-muted; }
+    OptionForm Input { width: 1fr; height: 1; border: none; padding: 0 1; background: $boost; }
+    OptionForm Input:focus { background: $primary 30%; }
+    OptionForm Select { width: 1fr; height: 1; }
+    OptionForm Select > SelectCurrent { border: none; height: 1; padding: 0 1; background: $boost; }
+    OptionForm Select:focus > SelectCurrent { background: $primary 30%; }
+    OptionForm Checkbox { width: 5; height: 1; border: none; padding: 0; background: transparent; }
+    OptionForm Checkbox:focus { background: $primary 30%; }
     """
 
     def __init__(self, config_cls: type, names: Sequence[str], values: Mapping[str, Any] | None = None,
@@ -87,7 +92,7 @@ class OptionForm(VerticalScroll):
         choices = f.metadata.get("choices")
         widget: Widget
         if tp is bool:
-            widget = Switch(bool(value), id=widget_id)
+            widget = Checkbox("", bool(value), id=widget_id)
         elif choices:
             options = [(str(c), c) for c in choices]
             widget = Select(options, value=value if value in choices else BLANK, allow_blank=optional,
@@ -114,7 +119,7 @@ class OptionForm(VerticalScroll):
     def raw(self, name: str) -> Any:
         """What the field's widget holds now: bool, the choice (None when blank), or text."""
         widget = self.query_one(f"#field-{name}")
-        if isinstance(widget, Switch):
+        if isinstance(widget, Checkbox):
             return widget.value
         if isinstance(widget, Select):
             return None if widget.value is BLANK else widget.value

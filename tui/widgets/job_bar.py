@@ -44,14 +44,18 @@ class JobBar(Horizontal):
     def bar(self) -> ProgressBar:
         return self.query_one("#job-progress", ProgressBar)
 
-    def status(self, text: str | Text) -> None:
-        self.query_one("#job-status", Static).update(text)
-
     @property
     def status_text(self) -> str:
         return str(self.query_one("#job-status", Static).render())
 
+    def on_mount(self) -> None:
+        self.bar.display = False  # no bar until a job runs (an idle indeterminate bar looks busy)
+
+    def status(self, text: str | Text) -> None:  # noqa: F811 - the one status setter
+        self.query_one("#job-status", Static).update(text)
+
     def begin(self, what: str) -> None:
+        self.bar.display = True
         self.started = time.monotonic()
         self.bar.update(total=None, progress=0)
         self.status(f"{what}…")
