@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 
 # `api_key=…`, `password_hash: "…"`, `"login":"…"` in URLs, bodies and JSON echoes.
-_PARAM = re.compile(r"""(?i)(["']?\b(?:api_key|password_hash|login|user\[password_hash\]|username)\b["']?"""
+_PARAM = re.compile(r"""(?i)(["']?\b(?:api_key|password_hash|login|username)\b(?:\]|%5D)?["']?"""
                     r"""\s*(?:=|:|%3D)\s*["']?)([^&\s"',;}<>]+)""")
 _AUTH_HEADER = re.compile(r"(?i)(\bauthorization\b[\"']?\s*[:=]\s*[\"']?)(?:(basic|bearer|token)\s+)?([^\s\"',;}]+)")
 
@@ -23,11 +23,8 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str | None] = (), *, login: str | None = None) -> None:
         values = {s for s in secrets if s}
-        if login and len(login) >= 3:  # a one-letter login would blank every message
-            values.add(login)
-            for key in list(values):
-                if key != login:
-                    values.add(base64.b64encode(f"{login}:{key}".encode()).decode())
+        if login:  # the login itself is redacted where it is a parameter's value (see _PARAM)
+            values |= {base64.b64encode(f"{login}:{key}".encode()).decode() for key in list(values)}
         self.secrets = sorted(values, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:

@@ -104,7 +104,7 @@ def scrape(config: ScrapeConfig, credentials: Credentials | None = None, *, base
     assert endpoint is not None  # _check asked for --base-url
     has_keys = bool(credentials.api_key or credentials.login or credentials.user_id)
     warning = credential_check(endpoint, site, has_keys, allow_insecure)
-    redact = Redactor([credentials.api_key, credentials.user_id if has_keys else None], login=credentials.login)
+    redact = Redactor([credentials.api_key], login=credentials.login)  # user ids are not secret (and numeric)
     keys = credentials
     if warning is not None:
         credentials = Credentials()

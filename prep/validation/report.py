@@ -63,7 +63,7 @@ DESCRIPTIONS: dict[str, str] = {
     "too-small": "an image whose shorter side is under --resolution",
     "caption-too-long": "a caption over the CLIP token limit (error over 225)",
     "unreadable": "a file or folder that cannot be read",
-    "too-large": "an image over Pillow's pixel safety limit",
+    "too-large": "an image over 50 megapixels (prep.images.MAX_PIXELS; scrape --max-pixels refuses them)",
     "contradictory-tags": "tags that exclude each other (1girl + 2girls, solo + multiple girls; "
                           "[validate] contradictory_tags adds groups)",
     "trigger-missing": "a caption without the trigger ([concept] trigger or --trigger), or with it not "

@@ -283,3 +283,23 @@ def test_json_stays_json(emulator, scrape):
     emu = emulator("danbooru", make_posts(1))
     result = scrape(emu, "--tags", "1girl", "--limit", "1")
     assert json.loads(result.out)["downloaded"] == 1
+
+
+def test_an_api_answer_slower_than_the_minimum_is_a_failed_try(emulator, scrape, monkeypatch):
+    monkeypatch.setenv("LORAKIT_BOORU_RATE_WINDOW", "0.5")
+    emu = emulator("danbooru", make_posts(3))
+    emu.fault("api", "slow", rate=1024, size=200 * 1024)
+    result = scrape(emu, "--tags", "1girl", "--limit", "3")
+    assert result.code == 0, result.err
+    assert result.data["downloaded"] == 3 and len(emu.requests("api")) == 2
+
+
+def test_redaction_covers_every_credential_spelling():
+    from booru.redact import Redactor
+
+    redact = Redactor(["s3cret"], login="alice")
+    text = redact('GET /post.json?login=alice&password_hash=0123abcd&api_key=s3cret {"login":"alice"} '
+                  "Authorization: Basic YWxpY2U6czNjcmV0 user[password_hash]=ffee post 4242")
+    for secret in ("alice", "0123abcd", "s3cret", "YWxpY2U6czNjcmV0", "ffee"):
+        assert secret not in text
+    assert "post 4242" in text and text.count("***") == 6
