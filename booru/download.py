@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from PIL import Image
 
 from booru.errors import CloudflareError
 from booru.filters import BAD_RECORD, TOO_LARGE, TOO_MANY_PIXELS
@@ -26,6 +25,7 @@ from booru.http import TRANSPORT_ERRORS, is_cloudflare_challenge, new_session
 from booru.post import Post
 from booru.retry import MAX_TRIES, wait_before_retry
 from booru.transfer import Aborted, BadAddress, Limits, TransferError, check_address, rate_window, read_body
+from prep.image_io import ImageError, open_image
 from prep.images import MAX_PIXELS
 
 PART_SUFFIX = ".part"
@@ -237,7 +237,7 @@ def _download_post(post: Post, part: Path, *, min_side: int | None, cancel: thre
             return DownloadResult(post, part, False, "failed",
                                   f"md5 mismatch twice (site says {post.md5}, got {digest}); dropped")
     try:
-        with Image.open(part) as image:
+        with open_image(part) as image:
             width, height = image.size
             if width * height > limits.max_pixels:
                 raise _Refused(TOO_MANY_PIXELS, _pixels_message(post, width, height, limits))
@@ -249,8 +249,8 @@ def _download_post(post: Post, part: Path, *, min_side: int | None, cancel: thre
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure means the file is unusable
         _unlink(part)
-        return DownloadResult(post, part, False, "failed",
-                              f"the file does not decode as an image ({type(exc).__name__}); dropped")
+        reason = exc.reason if isinstance(exc, ImageError) else type(exc).__name__
+        return DownloadResult(post, part, False, "failed", f"the file does not decode as an image ({reason}); dropped")
     if min_side and min(width, height) < min_side:
         _unlink(part)
         return DownloadResult(post, part, False, "too_small", "", width, height)

@@ -8,10 +8,8 @@ second run over an unchanged dataset decodes nothing.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -53,37 +51,28 @@ def usable_cores() -> int:
 
 
 def open_image_bytes(data: bytes):
-    """Open image bytes with Pillow, turning its bomb warning into an error (hostile input)."""
+    """Open image bytes (prep.image_io), refusing images over Pillow's warning limit (hostile input)."""
     from PIL import Image
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image = Image.open(io.BytesIO(data))
-        image.size  # noqa: B018 - force the header to be parsed inside the guard
-    return image
+    from prep.image_io import open_image
+
+    return open_image(data, max_pixels=Image.MAX_IMAGE_PIXELS or None)
 
 
 def phash_of_image(image) -> int:
     """The 64-bit pHash of an open Pillow image, decoding only as much as it needs."""
     import imagehash
     import numpy as np
-    from PIL import Image
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image.draft("L", (64, 64))  # JPEG: decode at 1/2..1/8 scale, grey only
-        if getattr(image, "is_animated", False):
-            image.seek(0)
-        grey = image.convert("L")
+    image.draft("L", (64, 64))  # JPEG: decode at 1/2..1/8 scale, grey only
+    if getattr(image, "is_animated", False):
+        image.seek(0)
+    grey = image.convert("L")
     factor = min(grey.size) // 64
     if factor > 1:  # a fast box reduction first, so Lanczos to 32x32 only sees a small image
         grey = grey.reduce(factor)
     bits = imagehash.phash(grey).hash.flatten()
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
 
 
 # The cache a worker consults; set once per worker process by _init_worker.
@@ -121,9 +110,12 @@ def _facts_of_path_str(path: str) -> ImageFacts:
 
 
 def _decode_error(exc: Exception) -> str:
-    name = type(exc).__name__
-    if "DecompressionBomb" in name:
+    from prep.image_io import ImageError, ImageTooLarge
+
+    if isinstance(exc, ImageTooLarge):
         return "too many pixels to decode safely (Pillow's decompression-bomb limit)"
+    if isinstance(exc, ImageError):
+        return f"cannot decode as an image ({exc.reason})"
     return f"cannot decode as an image ({exc})"
 
 

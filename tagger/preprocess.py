@@ -4,20 +4,21 @@ Reference: open as RGBA, alpha-composite on white, pad to a centred white square
 right/bottom), resize with PIL BICUBIC to the model's side when it differs, float32 0-255, RGB->BGR.
 `prepare_rgb` returns the same pixels as `reference_preprocess` (tests compare them over many image
 modes and shapes) but skips work whose result is known: the alpha composite of an opaque image,
-and the horizontal resampling of the white padding rows.
+and the horizontal resampling of the white padding rows. Files are opened and flattened by
+`prep.image_io` (the one safe opener); an image over LARGE_PIXELS is decoded reduced (draft/strips),
+the one place where the pixels may differ from the reference, which would decode it whole.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from prep.image_io import ImageError, flatten, load_image
 
 WHITE = (255, 255, 255)
-# Modes that convert to RGB with the same pixels as RGBA-composited-on-white (no alpha to apply).
-_OPAQUE_MODES = frozenset({"RGB", "L"})
 
 
 class ImageLoadError(Exception):
@@ -42,14 +43,8 @@ def reference_preprocess(image: Image.Image, size: int) -> np.ndarray:
 
 
 def flatten_on_white(image: Image.Image) -> Image.Image:
-    """RGB pixels of the image as composited over opaque white."""
-    # A `transparency` entry (PNG tRNS) makes one colour transparent when converted to RGBA.
-    if image.mode in _OPAQUE_MODES and "transparency" not in image.info:
-        return image.convert("RGB") if image.mode != "RGB" else image
-    rgba = image.convert("RGBA")
-    canvas = Image.new("RGBA", rgba.size, (255, 255, 255))
-    canvas.alpha_composite(rgba)
-    return canvas.convert("RGB")
+    """RGB pixels of the image as composited over opaque white (the shared flatten)."""
+    return flatten(image, WHITE)
 
 
 def square_resize(image: Image.Image, size: int) -> Image.Image:
@@ -109,39 +104,13 @@ def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:
 
 
 def _load(path: str | os.PathLike[str], size: int, prepare) -> np.ndarray:
-    _quiet_large_image_warning()
     try:
-        with Image.open(path) as image:
-            image.load()
+        with load_image(path, fit=(size, size)) as image:
             return prepare(image, size)
+    except ImageError as exc:
+        raise ImageLoadError(exc.reason) from None
     except MemoryError:
         raise ImageLoadError("not enough memory to decode it") from None
     except Exception as exc:  # noqa: BLE001 - hostile files raise anything; the run must go on
-        raise ImageLoadError(_reason(exc)) from None
-
-
-_WARNING_FILTERED = False
-
-
-def _quiet_large_image_warning() -> None:
-    """Large images are legitimate here; only the hard bomb limit (an error) stops one.
-
-    Installed once, process-wide: `warnings.catch_warnings` is not thread-safe, and the decoding
-    threads would race on it.
-    """
-    global _WARNING_FILTERED
-    if not _WARNING_FILTERED:
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        _WARNING_FILTERED = True
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, UnidentifiedImageError):
-        return "cannot read image (not an image format Pillow knows, or a corrupt file)"
-    if isinstance(exc, FileNotFoundError):
-        return "file disappeared"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    text = str(exc).strip().splitlines()
-    detail = text[0] if text else type(exc).__name__
-    return f"cannot read image ({detail})"
+        text = str(exc).strip().splitlines()
+        raise ImageLoadError(f"cannot read image ({text[0] if text else type(exc).__name__})") from None

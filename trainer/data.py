@@ -90,13 +90,12 @@ def _caption_of(item, caption_extension: str) -> str:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
+    from prep.image_io import ImageError, image_size
 
     try:
-        with Image.open(path) as im:
-            return im.size
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise TrainError(f"{path}: cannot read image ({exc}); run `lorakit validate` on the dataset") from None
+        return image_size(path)
+    except ImageError as exc:
+        raise TrainError(f"{exc}; run `lorakit validate` on the dataset") from None
 
 
 def _load_images(root: Path, caption_extension: str, is_reg: bool) -> list[TrainImage]:

@@ -26,16 +26,15 @@ def load_pixels(img: TrainImage, *, flip: bool = False, random_crop: bool = Fals
     import torch
     from PIL import Image
 
+    from prep.image_io import ImageError, flatten, load_image
+
     try:
-        with Image.open(img.path) as im:
-            im.load()
-            if im.mode == "RGBA" or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            image = im.convert("RGB")
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise TrainError(f"{img.path}: cannot read image ({exc})") from None
+        # A huge image is reduced while decoding (never held at full size); any transparency
+        # (RGBA, LA, palette, tRNS) is flattened onto white, as kohya's loader does for RGBA.
+        with load_image(img.path, fit=img.resized) as im:
+            image = flatten(im)
+    except ImageError as exc:
+        raise TrainError(f"{exc}; run `lorakit validate` on the dataset") from None
     bucket_w, bucket_h = img.bucket
     resized_w, resized_h = img.resized
     if image.size != (resized_w, resized_h):

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image
 
-_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+from prep import image_io
+from prep.image_io import has_transparency as has_alpha
+
 _PNG_MODES = frozenset({"1", "L", "LA", "I;16", "P", "RGB", "RGBA"})
 _RESIZE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "I;16"})
-
-try:  # HEIC only where the optional plugin is installed; Pillow reads AVIF itself (11.3+)
-    import pillow_heif  # type: ignore[import-not-found]
-
-    pillow_heif.register_heif_opener()
-except Exception:  # noqa: BLE001 - absent or broken plugin: .heic stays unreadable
-    pass
 
 
 class PixelError(Exception):
@@ -32,24 +26,13 @@ class Header:
     has_alpha: bool
 
 
-def has_alpha(image: Image.Image) -> bool:
-    """An alpha channel or a transparent palette/colour, as the validator counts it."""
-    return image.mode in _ALPHA_MODES or "transparency" in image.info
-
-
 def open_image(data: bytes) -> Image.Image:
-    """Open image bytes; images over Pillow's pixel warning limit open (that is what --max-side is for),
-    those over its hard limit do not."""
+    """Open image bytes (prep.image_io's safe open); images over Pillow's pixel warning limit open (that
+    is what --max-side is for), those over its hard limit do not."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.size  # noqa: B018
-    except Image.DecompressionBombError:
-        raise PixelError("too many pixels for Pillow to open safely; downscale it with another tool") from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure
-        raise PixelError(f"cannot open as an image ({exc})") from None
-    return image
+        return image_io.open_image(data)
+    except image_io.ImageError as exc:
+        raise PixelError(exc.reason) from None
 
 
 def read_header(data: bytes) -> Header:
@@ -59,25 +42,15 @@ def read_header(data: bytes) -> Header:
 
 def decode(data: bytes, *, first_frame: bool = False) -> Image.Image:
     """Fully decode image bytes (the first frame of an animation when asked)."""
-    image = open_image(data)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if first_frame and getattr(image, "n_frames", 1) > 1:
-                image.seek(0)
-            image.load()
-    except Exception as exc:  # noqa: BLE001 - truncated or broken data
-        raise PixelError(f"cannot decode ({exc})") from None
-    return image
+        return image_io.load_image(data, first_frame=first_frame)
+    except image_io.ImageError as exc:
+        raise PixelError(exc.reason) from None
 
 
 def flatten_alpha(image: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
-    """Composite onto an opaque colour; grey images stay grey."""
-    grey = image.mode in ("LA", "La") or (image.mode in ("L", "1") and "transparency" in image.info)
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (*colour, 255))
-    background.alpha_composite(rgba)
-    flat = background.convert("L" if grey else "RGB")
+    """Composite onto an opaque colour (prep.image_io.flatten); grey images stay grey."""
+    flat = image_io.flatten(image, colour, keep_grey=True)
     flat.info = {k: v for k, v in image.info.items() if k in ("icc_profile", "exif", "dpi")}
     return flat
 
@@ -146,13 +119,7 @@ def encode(image: Image.Image, fmt: str, *, lossless_webp: bool = False) -> byte
 def read_header_file(path) -> Header:
     """Format, size and alpha from a file's header (no pixel decoded)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return Header(image.format or "", image.width, image.height, has_alpha(image))
-    except Image.DecompressionBombError:
-        raise PixelError("too many pixels for Pillow to open safely; downscale it with another tool") from None
-    except OSError as exc:
-        raise PixelError(f"cannot open as an image ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - hostile headers raise all sorts
-        raise PixelError(f"cannot open as an image ({exc})") from None
+        with image_io.open_image(path) as image:
+            return Header(image.format or "", image.width, image.height, has_alpha(image))
+    except image_io.ImageError as exc:
+        raise PixelError(exc.reason) from None

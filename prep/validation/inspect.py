@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY
 UNREADABLE = "unreadable"
 CORRUPT = "corrupt"
 BOMB = "bomb"
-
-_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 
 @dataclass
@@ -101,39 +98,30 @@ def _bomb(file_size: int, pixels: int, dims: str = "") -> ImageInfo:
 
 
 def pillow_info(path: str | IO[bytes], file_size: int = -1, *, decode: bool) -> ImageInfo:
-    """Open with Pillow (and, with decode, decode every pixel); failures become ImageInfo.failure."""
-    from PIL import Image
+    """Open with prep.image_io (and, with decode, decode every pixel); failures become ImageInfo.failure.
 
+    Between Pillow's warning limit and twice that an image opens; the validator reports it.
+    """
+    from prep.image_io import ImageError, ImageTooLarge, has_transparency, open_image
+
+    if file_size == 0:
+        return ImageInfo(0, failure=CORRUPT, detail="the file is empty (0 bytes)")
     try:
-        if file_size == 0:
-            return ImageInfo(0, failure=CORRUPT, detail="the file is empty (0 bytes)")
-        with warnings.catch_warnings():
-            # Between MAX_IMAGE_PIXELS and twice that Pillow only warns; the validator reports it.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                info = ImageInfo(file_size, img.format or "", img.width, img.height,
-                                 img.mode in _ALPHA_MODES or "transparency" in img.info)
-                if decode:
-                    img.load()
+        with open_image(path, name="") as img:
+            info = ImageInfo(file_size, img.format or "", img.width, img.height, has_transparency(img))
+            if decode:
+                img.load()
         return info
-    except Image.DecompressionBombError as exc:
-        return _bomb(file_size, _bomb_pixels(exc))
-    except Image.UnidentifiedImageError:
-        return ImageInfo(file_size, failure=CORRUPT, detail="Pillow cannot identify it as an image")
+    except ImageTooLarge as exc:
+        return _bomb(file_size, exc.pixels, f"{exc.width}x{exc.height} = " if exc.width else "")
+    except ImageError as exc:
+        return ImageInfo(file_size, failure=UNREADABLE if exc.unreadable else CORRUPT, detail=exc.reason)
     except OSError as exc:
         if exc.errno is not None:
             return ImageInfo(file_size, failure=UNREADABLE, detail=_os_reason(exc))
         return ImageInfo(file_size, failure=CORRUPT, detail=_exception_text(exc))
     except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is a finding
         return ImageInfo(file_size, failure=CORRUPT, detail=_exception_text(exc))
-
-
-def _bomb_pixels(exc: Exception) -> int:
-    # Pillow's message: "Image size (N pixels) exceeds limit of M pixels, ..."; the size is not kept.
-    import re
-
-    match = re.search(r"\((\d+) pixels\)", str(exc))
-    return int(match.group(1)) if match else 0
 
 
 def init_decode_worker() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tagger.preprocess as preprocess
+from prep import image_io
 from tagger.preprocess import (
     ImageLoadError,
     load_bgr,
@@ -107,10 +107,10 @@ def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
     path = tmp_path / "big.png"
     Image.new("RGB", (400, 300)).save(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # 120,000 px is more than twice this
-    with pytest.raises(ImageLoadError, match="exceeds limit"):
+    with pytest.raises(ImageLoadError, match="over the 100,000-pixel limit"):
         load_rgb(path, 448)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # over the limit, under twice it: decoded, quietly
-    monkeypatch.setattr(preprocess, "_WARNING_FILTERED", False)
+    monkeypatch.setattr(image_io, "_WARNING_FILTERED", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         assert load_rgb(path, 448).shape == (448, 448, 3)
