@@ -184,15 +184,17 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> bool:
     mapped = getattr(address, "ipv4_mapped", None)
     if mapped is not None:
         address = mapped
-    return address.is_loopback or address.is_link_local or address.is_unspecified
+    return (address.is_loopback and not allow_loopback) or address.is_link_local or address.is_unspecified
 
 
 def check_address(url: str, *, allow_local: bool) -> None:
-    """Raise BadAddress unless url is an http(s) URL lorakit may request for a file."""
+    """Raise BadAddress unless url is an http(s) URL lorakit may request for a file. allow_local: the
+    base URL is on loopback, so loopback files are fine; link-local (cloud metadata at
+    169.254.169.254) and unspecified addresses are refused always."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -205,18 +207,20 @@ def check_address(url: str, *, allow_local: bool) -> None:
         raise BadAddress("the URL has no host")
     if port is not None and not 0 < port < 65536:
         raise BadAddress(f"port {port} is out of range")
-    if allow_local:
-        return
     if is_loopback_url(url):
+        if allow_local:
+            return
         raise BadAddress(f"{host} is this machine (loopback); refused")
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
         literal = None
     if literal is not None:
-        if _forbidden(literal):
-            raise BadAddress(f"{host} is a loopback or link-local address; refused")
+        if _forbidden(literal, allow_local):
+            raise BadAddress(f"{host} is a loopback, link-local or unspecified address; refused")
         return
+    if allow_local:
+        return  # tests and local mirrors: names are not looked up
     try:
         infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80),
                                    type=socket.SOCK_STREAM)
@@ -227,5 +231,5 @@ def check_address(url: str, *, allow_local: bool) -> None:
             address = ipaddress.ip_address(info[4][0])
         except ValueError:
             continue
-        if _forbidden(address):
+        if _forbidden(address, False):
             raise BadAddress(f"{host} resolves to {address}, a loopback or link-local address; refused")

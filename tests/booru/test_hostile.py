@@ -205,13 +205,28 @@ def test_ctrl_c_stops_the_run_within_a_second_keeping_finished_files(emulator, t
 
 # -- 12. no requests to this machine's other services -----------------------------------------------
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/a.png", "http://localhost/a.png", "http://[::1]/a.png",
-                                 "http://169.254.169.254/latest/meta-data", "http://[fe80::1]/a.png",
-                                 "http://0.0.0.0/a.png", "http://[::ffff:127.0.0.1]/a.png",
-                                 "http://127.1.2.3/a.png"])
-def test_loopback_and_link_local_are_refused_unless_the_base_url_is_loopback(url):
+                                 "http://[::ffff:127.0.0.1]/a.png", "http://127.1.2.3/a.png"])
+def test_loopback_is_refused_unless_the_base_url_is_loopback(url):
     with pytest.raises(BadAddress):
         check_address(url, allow_local=False)
     check_address(url, allow_local=True)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]/a.png",
+                                 "http://0.0.0.0/a.png", "http://[::ffff:169.254.1.1]/x"])
+def test_link_local_and_unspecified_are_refused_always(url):
+    for allow_local in (False, True):
+        with pytest.raises(BadAddress):
+            check_address(url, allow_local=allow_local)
+
+
+def test_a_link_local_file_url_is_a_bad_record_even_on_a_loopback_site(emulator, scrape):
+    posts = make_posts(3)
+    posts[1].overrides = {"file_url": "http://169.254.169.254/latest/meta-data/x.png"}
+    emu = emulator("danbooru", posts)
+    result = scrape(emu, "--tags", "1girl", "--limit", "3")
+    assert result.code == 0, result.err
+    assert result.data["downloaded"] == 2 and result.data["skipped"] == {"bad-record": 1}
 
 
 def test_a_download_to_loopback_from_a_remote_site_is_never_requested(emulator):
