@@ -56,6 +56,15 @@ class StageFailed(StageMessage):
         self.error, self.user_error = error, user_error
 
 
+class StageEnded(StageMessage):
+    """The worker is done with the stage: its generator is closed (after Finished, a failure or a
+    cancel), so its cleanup has run. `cancelled` when the run was cancelled before it finished."""
+
+    def __init__(self, group: str, cancelled: bool) -> None:
+        super().__init__(group)
+        self.cancelled = cancelled
+
+
 class TrainerEvent(Message):
     """One JSON line of the trainer's event stream (a dict with an "event" key)."""
 

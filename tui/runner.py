@@ -15,7 +15,7 @@ from textual.worker import Worker, get_current_worker
 
 from prep.errors import UserError
 from prep.events import Advanced, Finished, Started, Warned
-from tui.messages import StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
+from tui.messages import StageEnded, StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
 
 EventSource = Callable[[], Iterable[Any]]
 
@@ -56,9 +56,12 @@ def drive(node: DOMNode, group: str, source: EventSource) -> None:
         node.post_message(StageFailed(group, f"{type(exc).__name__}: {exc}", user_error=False))
         raise
     finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()  # a cancelled generator runs its cleanup (e.g. process pools) now
+        try:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # a cancelled generator runs its cleanup (e.g. process pools) now
+        finally:
+            node.post_message(StageEnded(group, worker.is_cancelled))
 
 
 def run_stage(node: DOMNode, group: str, source: EventSource, description: str = "") -> Worker[None]:

@@ -15,11 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Log, Select, TextArea
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from prep.config import ConfigError, read_toml
 from prep.errors import UserError
-from tui.messages import StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
+from tui.messages import StageEnded, StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
 from tui.runner import EventSource, run_stage
 from tui.widgets.form import OptionForm
 from tui.widgets.job_bar import JobBar
@@ -45,6 +45,7 @@ class DataScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.job_worker: Worker | None = None
+        self.job_group = ""  # the group of the job now running ("" when none)
         self.seen_version = -1
 
     # -- layout -----------------------------------------------------------------------------
@@ -106,8 +107,8 @@ class DataScreen(Screen[None]):
 
     @property
     def running(self) -> bool:
-        return self.job_worker is not None and self.job_worker.state in (WorkerState.PENDING,
-                                                                         WorkerState.RUNNING)
+        """A job is running: from its start until its stage's generator is closed (StageEnded)."""
+        return bool(self.job_group)
 
     def job_source(self) -> EventSource | None:
         """The stage's events for the form's current values (raise UserError for bad input)."""
@@ -129,9 +130,10 @@ class DataScreen(Screen[None]):
             return
         self.start_job(source)
 
-    def start_job(self, source: EventSource) -> None:
-        self.job_bar.begin(self.JOB_VERB)
-        self.job_worker = run_stage(self, self.JOB, source, self.JOB)
+    def start_job(self, source: EventSource, group: str | None = None, verb: str | None = None) -> None:
+        self.job_group = group or self.JOB
+        self.job_bar.begin(verb or self.JOB_VERB)
+        self.job_worker = run_stage(self, self.job_group, source, self.job_group)
 
     def action_escape(self) -> None:
         focused = self.focused
@@ -186,10 +188,13 @@ class DataScreen(Screen[None]):
         else:
             self.side_failed(message.group, message.error)
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is self.job_worker and event.state == WorkerState.CANCELLED:
+    def on_stage_ended(self, message: StageEnded) -> None:
+        if message.group != self.job_group:
+            return
+        self.job_group = ""
+        if message.cancelled:
             self.job_bar.finish("cancelled", style="yellow")
-            self.log_line(f"{self.JOB}: cancelled")
+            self.log_line(f"{message.group}: cancelled")
             self.app.dataset_changed(self)
 
     # -- ctrl+s -----------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from tui.screens.base import DataScreen, reset_table
 from tui.widgets.form import OptionForm
 
 PREVIEW, APPLY = "clean-preview", "clean"
-FIELDS = ["remove", "replace", "remove_redundant", "trigger", "remove_name", "sort", "keep_tokens", "max_tags",
-          "lowercase", "keep_underscores", "escape_parens"]
+FIELDS = ["remove", "replace", "remove_redundant", "canonical", "remove_implied", "trigger", "remove_name", "sort",
+          "keep_tokens", "max_tags", "lowercase", "keep_underscores", "escape_parens"]
 PREVIEW_DELAY = 0.4
 PREVIEW_ROWS = 300
 

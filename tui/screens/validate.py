@@ -96,8 +96,7 @@ class ValidateScreen(DataScreen):
         except ValueError as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return
-        self.JOB_VERB = "deep-validating"
-        self.start_job(source)
+        self.start_job(source, VALIDATE, "deep-validating")
 
     def action_fix(self) -> None:
         if self.running:
@@ -111,10 +110,7 @@ class ValidateScreen(DataScreen):
             self.notify(str(exc), severity="error", timeout=8)
             return
         dataset = self.dataset
-        self.job_bar.begin("fixing")
-        from tui.runner import run_stage
-
-        self.job_worker = run_stage(self, FIX, lambda: iter_fix(dataset, options), FIX)
+        self.start_job(lambda: iter_fix(dataset, options), FIX, "fixing")
 
     # The fix job runs under its own group (the base handles the validate group's messages).
     def on_stage_started(self, message) -> None:
@@ -134,10 +130,16 @@ class ValidateScreen(DataScreen):
             self.job_bar.finish(f"fixed: {fixed}{refused}", style="green")
             self.notify(f"fixed: {fixed}{refused}" + (" (ctrl+z undoes it)" if summary.operation else ""))
             self.app.dataset_changed(self)
-            self.JOB_VERB = "validating"
-            self.start_job(self.validate_source(deep=self.deep_run))
+            self.call_after_refresh(self.revalidate)
         elif group == SHOW:
             self.query_one("#problem-caption", Static).update(summary)
+
+    def revalidate(self) -> None:
+        """After a fix (once its run has ended): validate again."""
+        if self.running:
+            self.call_after_refresh(self.revalidate)
+            return
+        self.start_job(self.validate_source(deep=self.deep_run), VALIDATE, "validating")
 
     def side_failed(self, group: str, error: str) -> None:
         if group == FIX:
@@ -151,7 +153,6 @@ class ValidateScreen(DataScreen):
                 f"{verdict}")
 
     def job_finished(self, report) -> None:
-        self.JOB_VERB = "validating"
         self.report = report
         self.app.set_validation(report)
         concepts = self.query_one("#concepts", DataTable)
