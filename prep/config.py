@@ -220,7 +220,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 # The tables of lorakit.toml, one per stage (DESIGN.md); a table not listed here is a typo.
-WORKSPACE_TABLES = ("booru", "tagger", "clean", "concept", "validate", "fix", "dedupe", "reg", "train")
+WORKSPACE_TABLES = ("booru", "tagger", "caption", "clean", "concept", "validate", "fix", "dedupe", "reg", "train")
 
 
 def _ancestors(folder: Path) -> list[Path]:

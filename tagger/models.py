@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,18 +112,31 @@ def _hub_files(repo: str, revision: str | None, known: KnownModel | None) -> Mod
     at = f"@{revision}" if revision else ""
     # The endpoint is read here, not at import time, so HF_ENDPOINT set after start-up is honoured too.
     endpoint = os.environ.get("HF_ENDPOINT") or None
-    # huggingface_hub logs each retry as a warning; the user gets one line from us instead.
-    hub_logger = logging.getLogger("huggingface_hub")
-    previous_level = hub_logger.level
-    hub_logger.setLevel(logging.ERROR)
-    try:
+    with quiet_hub_logs():
         return _download(repo, revision, known, endpoint, at)
-    finally:
-        hub_logger.setLevel(previous_level)
 
 
 def _download(repo: str, revision: str | None, known: KnownModel | None, endpoint: str | None, at: str) -> ModelFiles:
     from huggingface_hub import hf_hub_download
+
+    paths: dict[str, Path] = {}
+    # The labels first: they are small, so an offline or wrong repo fails before a long download.
+    for filename in (LABELS_FILE, MODEL_FILE):
+        with hub_errors(repo, revision, filename,
+                        offline_hint=f"lorakit tag DATASET --model {repo}), or pass --model DIR holding "
+                                     f"{MODEL_FILE} and {LABELS_FILE}",
+                        needs=f"lorakit needs the ONNX export ({MODEL_FILE} + {LABELS_FILE})"):
+            paths[filename] = Path(hf_hub_download(repo, filename, revision=revision, endpoint=endpoint))
+    return ModelFiles(repo, paths[MODEL_FILE], paths[LABELS_FILE], "hub", known)
+
+
+@contextlib.contextmanager
+def hub_errors(repo: str, revision: str | None, filename: str, *, offline_hint: str, needs: str) -> Iterator[None]:
+    """Turn huggingface_hub's download errors into one ModelNotAvailable line naming the repo.
+
+    offline_hint completes "run once online to download it (...": the command to run, the folder to pass;
+    needs says what the repo should hold when a file is missing.
+    """
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
@@ -131,40 +146,51 @@ def _download(repo: str, revision: str | None, known: KnownModel | None, endpoin
         RevisionNotFoundError,
     )
 
-    paths: dict[str, Path] = {}
-    # The labels first: they are small, so an offline or wrong repo fails before a long download.
-    for filename in (LABELS_FILE, MODEL_FILE):
-        try:
-            paths[filename] = Path(hf_hub_download(repo, filename, revision=revision, endpoint=endpoint))
-        # Most specific first: LocalEntryNotFoundError is an EntryNotFoundError, GatedRepoError a
-        # RepositoryNotFoundError, and all HTTP ones are HfHubHTTPError.
-        except GatedRepoError:
-            raise ModelNotAvailable(
-                f"{repo}: the repo is gated; accept its terms on the hub and set HF_TOKEN to a token that may read it"
-            ) from None
-        except RepositoryNotFoundError:
-            raise ModelNotAvailable(
-                f"{repo}: no such model folder, and no such model repo on the hub (or it is private: set HF_TOKEN); "
-                f"pass --model DIR for a local folder, see lorakit tag --list-models"
-            ) from None
-        except RevisionNotFoundError:
-            raise ModelNotAvailable(f"{repo}: no revision {revision!r} on the hub; check --revision") from None
-        except LocalEntryNotFoundError:
-            raise ModelNotAvailable(
-                f"{repo}{at}: not in the Hugging Face cache and the hub cannot be reached (offline); run "
-                f"once online to download it (lorakit tag DATASET --model {repo}), or pass --model DIR holding "
-                f"{MODEL_FILE} and {LABELS_FILE}"
-            ) from None
-        except EntryNotFoundError:
-            raise ModelNotAvailable(
-                f"{repo}{at}: the repo has no {filename}; lorakit needs the ONNX export ({MODEL_FILE} + {LABELS_FILE})"
-            ) from None
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
-            raise ModelNotAvailable(f"{repo}{at}: the hub answered HTTP {status} for {filename}; try again later") from None
-        except (OSError, ValueError) as exc:
-            raise ModelNotAvailable(f"{repo}{at}: cannot download {filename} ({_one_line(exc)})") from None
-    return ModelFiles(repo, paths[MODEL_FILE], paths[LABELS_FILE], "hub", known)
+    at = f"@{revision}" if revision else ""
+    try:
+        yield
+    # Most specific first: LocalEntryNotFoundError is an EntryNotFoundError, GatedRepoError a
+    # RepositoryNotFoundError, and all HTTP ones are HfHubHTTPError.
+    except GatedRepoError:
+        raise ModelNotAvailable(
+            f"{repo}: the repo is gated; accept its terms on the hub and set HF_TOKEN to a token that may read it"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelNotAvailable(
+            f"{repo}: no such model folder, and no such model repo on the hub (or it is private: set HF_TOKEN); "
+            f"pass --model DIR for a local folder"
+            + (", see lorakit tag --list-models" if "tag" in offline_hint else "")
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelNotAvailable(f"{repo}: no revision {revision!r} on the hub; check --revision") from None
+    except LocalEntryNotFoundError:
+        raise ModelNotAvailable(
+            f"{repo}{at}: not in the Hugging Face cache and the hub cannot be reached (offline); run "
+            f"once online to download it ({offline_hint}"
+        ) from None
+    except EntryNotFoundError:
+        raise ModelNotAvailable(f"{repo}{at}: the repo has no {filename}; {needs}") from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        raise ModelNotAvailable(f"{repo}{at}: the hub answered HTTP {status} for {filename}; try again later") from None
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailable(f"{repo}{at}: cannot download {filename} ({_one_line(exc)})") from None
+
+
+def quiet_hub_logs() -> contextlib.AbstractContextManager[None]:
+    """huggingface_hub logs each retry as a warning; the user gets one line from us instead."""
+    return _quiet_logger("huggingface_hub")
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _one_line(exc: BaseException) -> str:

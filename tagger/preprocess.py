@@ -103,6 +103,11 @@ def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:
     return _load(path, size, prepare_rgb)
 
 
+def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode an image file as RGB flattened on white (for captioners); raise ImageLoadError with a reason."""
+    return _load(path, 0, lambda image, _size: flatten_on_white(image).copy())
+
+
 def _load(path: str | os.PathLike[str], size: int, prepare) -> np.ndarray:
     try:
         with load_image(path, fit=(size, size)) as image:
