@@ -12,6 +12,7 @@ the one place where the pixels may differ from the reference, which would decode
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -105,12 +106,12 @@ def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:
 
 def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Decode an image file as RGB flattened on white (for captioners); raise ImageLoadError with a reason."""
-    return _load(path, 0, lambda image, _size: flatten_on_white(image).copy())
+    return _load(path, None, lambda image, _size: flatten(image).copy())
 
 
-def _load(path: str | os.PathLike[str], size: int, prepare) -> np.ndarray:
+def _load(path: str | os.PathLike[str], size: int | None, prepare) -> Any:
     try:
-        with load_image(path, fit=(size, size)) as image:
+        with load_image(path, fit=(size, size) if size else None) as image:
             return prepare(image, size)
     except ImageError as exc:
         raise ImageLoadError(exc.reason) from None
