@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path
 
 from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption, parse_caption
@@ -28,11 +27,10 @@ from prep.dataset import (
     Dataset,
     Item,
     normalize_caption_extension,
-    parse_concept_folder_name,
 )
 from prep.errors import PrepError
+from prep.folder_scan import scan_tree
 from prep.fsio import READ_FLAGS
-from prep.images import IMAGE_EXTENSIONS
 from prep.journal import Journal
 
 # Whitespace other than single spaces means a tag needs the full normaliser (collapse, tabs, NBSP).
@@ -179,57 +177,21 @@ def _scan_dataset(dataset: Dataset | str | Path, caption_extension: str) -> Capt
     if not root.is_dir():
         return _from_dataset(load_dataset(root, caption_extension))  # raises DatasetNotFound
     ext = normalize_caption_extension(caption_extension)
+    # The one dataset scan (prep.folder_scan), as Dataset.load sees it, without a Path per file;
+    # Dataset.load reports unreadable folders, the caption engine just skips them.
+    tree = scan_tree(str(root), "", ext)
+    if not tree.concepts:
+        return _from_dataset(load_dataset(root, caption_extension))
     concepts: list[Concept] = []
     entries: list[tuple[str, str, Concept | None]] = []
-    for folder in _sorted_entries(str(root)):
-        if not _is_dir(folder):
-            continue
-        parsed = parse_concept_folder_name(folder.name)
-        if parsed is None:
-            continue
-        concept = Concept(root / folder.name, parsed[1], parsed[0])
+    for found in tree.concepts:
+        concept = Concept(root / found.folder, found.name, found.repeats)
         concepts.append(concept)
-        found: list[tuple[str, str, Concept | None]] = []
-        try:
-            with os.scandir(folder.path) as it:
-                for entry in it:
-                    name = entry.name
-                    dot = name.rfind(".")
-                    if dot > 0 and name[0] != "." and name[dot:].lower() in IMAGE_EXTENSIONS and _is_file(entry):
-                        path = entry.path
-                        found.append((path, path[:len(path) - len(name) + dot] + ext, concept))
-        except OSError:
-            pass  # Dataset.load reports unreadable folders; the caption engine just skips them
-        found.sort()  # one folder: sorting by path is sorting by name, as Dataset.load does
-        entries.extend(found)
-    if not concepts:
-        return _from_dataset(load_dataset(root, caption_extension))
+        base = found.scan.path + os.sep
+        for name in found.scan.images:  # sorted by name, as Dataset.load
+            stem = base + name[:name.rfind(".")]
+            entries.append((base + name, stem + ext, concept))
     return CaptionScan(root, concepts, entries)
-
-
-def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(folder) as it:
-            return sorted((e for e in it if not e.name.startswith(".")), key=_entry_name)
-    except OSError:
-        return []  # Dataset.load reports unreadable folders; the caption engine just skips them
-
-
-_entry_name = attrgetter("name")
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _is_file(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_file()
-    except OSError:
-        return False
 
 
 def _from_dataset(dataset: Dataset) -> CaptionScan:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,24 +10,13 @@ from pathlib import Path
 
 from prep.captions import read_caption, write_caption
 from prep.errors import DatasetNotFound
-from prep.images import is_image_name
+from prep.folder_scan import parse_concept_folder_name, scan_folder
 
 DEFAULT_CAPTION_EXTENSION = ".txt"
 LORAKIT_DIR = ".lorakit"
 
-_CONCEPT_RE = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
-
-
-def parse_concept_folder_name(name: str) -> tuple[int, str] | None:
-    """`10_shiina mayuri` -> (10, "shiina mayuri"); None when not `<positive int>_<name>`."""
-    match = _CONCEPT_RE.match(name)
-    if not match:
-        return None
-    repeats = int(match.group(1))
-    concept = match.group(2)
-    if repeats <= 0 or not concept.strip():
-        return None
-    return repeats, concept
+__all__ = ["Concept", "Dataset", "FolderListing", "Item", "iter_images", "list_folder",
+           "normalize_caption_extension", "parse_concept_folder_name"]
 
 
 def normalize_caption_extension(ext: str) -> str:
@@ -54,37 +42,14 @@ def list_folder(folder: Path, caption_extension: str = DEFAULT_CAPTION_EXTENSION
     Hidden entries (`.lorakit`, dotfiles) are ignored. Entries that cannot be examined (broken
     symlinks, permission errors) go to `unreadable` with a reason instead of raising.
     """
-    caption_extension = normalize_caption_extension(caption_extension).lower()
-    listing = FolderListing(folder)
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        listing.unreadable.append((folder, exc.strerror or str(exc)))
-        return listing
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        path = Path(entry.path)
-        try:
-            is_dir = entry.is_dir()
-            is_file = entry.is_file()
-        except OSError as exc:
-            listing.unreadable.append((path, exc.strerror or str(exc)))
-            continue
-        if is_dir:
-            listing.folders.append(path)
-        elif is_file:
-            lower = entry.name.lower()
-            if is_image_name(lower):
-                listing.images.append(path)
-            elif lower.endswith(caption_extension):
-                listing.captions.append(path)
-            else:
-                listing.others.append(path)
-        elif entry.is_symlink():
-            listing.unreadable.append((path, "broken symbolic link"))
-        else:
-            listing.others.append(path)
+    folder = Path(folder)
+    scan = scan_folder(str(folder), "", normalize_caption_extension(caption_extension))
+    listing = FolderListing(folder, [folder / n for n in scan.images], [folder / n for n in scan.captions],
+                            [folder / n for n in scan.folders],
+                            sorted([folder / n for n in scan.unsupported + scan.others]),
+                            [(folder / n, reason) for n, reason in scan.unreadable])
+    if scan.error:
+        listing.unreadable.append((folder, scan.error))
     return listing
 
 

@@ -20,6 +20,7 @@ from prep.config import option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, normalize_caption_extension
 from prep.errors import DatasetNotFound, PrepError
 from prep.events import Advanced, Event, Finished, Started, Warned
+from prep.folder_scan import ConceptScan, FolderScan, TreeScan, scan_tree, suffix_of
 from prep.images import FORMAT_EXTENSIONS, MAX_PIXELS
 from prep.validation.bucket_report import BucketSettings, bucket_problems
 from prep.validation.caption_checks import CaptionStats, check_folder_captions
@@ -28,7 +29,6 @@ from prep.validation.duplicates import find_duplicates
 from prep.validation.inspect import BOMB, CORRUPT, UNREADABLE, ImageInfo
 from prep.validation.report import CODES, ConceptSummary, Problem, ValidationReport, display_name, problem
 from prep.validation.runner import Inspection
-from prep.validation.scan import ConceptScan, FolderScan, TreeScan, scan_tree, suffix_of
 
 __all__ = ["CODES", "Problem", "ValidateOptions", "ValidationReport", "iter_validate", "load_validate_options",
            "validate"]

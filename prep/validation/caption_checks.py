@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption
 from prep.clip_tokens import MAX_TOKEN_LENGTHS, count_tokens, recommended_max_token_length
+from prep.folder_scan import FolderScan, suffix_of
 from prep.validation.caption_rules import CaptionRules
 from prep.validation.report import ERROR, WARNING, Problem, display_name, problem
-from prep.validation.scan import FolderScan, suffix_of
 
 MAX_CAPTION_BYTES = 1 << 20  # a caption this big is not a caption; don't read gigabytes to say so
 HARD_TOKEN_LIMIT = MAX_TOKEN_LENGTHS[-1]

@@ -1,12 +1,33 @@
-"""One scandir per folder: a dataset's concept folders and, in each, images, captions and the rest."""
+"""The one dataset scan: one scandir per folder, names as plain strings (no Path per file).
+
+`scan_folder` lists a folder's images, captions, unsupported images, sub-folders, other files and
+unreadable entries; `scan_tree` a dataset root and its `<repeats>_<name>` concept folders. Every
+reader of a dataset goes through them: `Dataset.load` (via `list_folder`), the caption engine
+(`caption_set.scan_dataset`) and `validate`. Strings instead of Paths keep the 20,000-image
+validate and the 100,000-caption edits within their benchmark targets (benchmarks/RESULTS.md).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
-from prep.dataset import parse_concept_folder_name
 from prep.images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS
+
+_CONCEPT_RE = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
+
+
+def parse_concept_folder_name(name: str) -> tuple[int, str] | None:
+    """`10_shiina mayuri` -> (10, "shiina mayuri"); None when not `<positive int>_<name>`."""
+    match = _CONCEPT_RE.match(name)
+    if not match:
+        return None
+    repeats = int(match.group(1))
+    concept = match.group(2)
+    if repeats <= 0 or not concept.strip():
+        return None
+    return repeats, concept
 
 
 def suffix_of(name: str) -> str:
@@ -25,6 +46,7 @@ class FolderScan:
     captions: list[str] = field(default_factory=list)  # names ending in the caption extension, any case
     unsupported: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)  # other files (and fifos, sockets)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     error: str = ""  # the folder itself could not be listed
 
@@ -54,15 +76,19 @@ def scan_folder(path: str, rel: str, caption_extension: str) -> FolderScan:
                             scan.unsupported.append(name)
                         elif name.lower().endswith(caption_ext):
                             scan.captions.append(name)
+                        else:
+                            scan.others.append(name)
                     elif entry.is_dir():
                         scan.folders.append(name)
                     elif entry.is_symlink():
                         scan.unreadable.append((name, "broken symbolic link"))
+                    else:
+                        scan.others.append(name)
                 except OSError as exc:  # symlink loops (ELOOP), permission denied on the target
                     scan.unreadable.append((name, exc.strerror or str(exc)))
     except OSError as exc:
         scan.error = exc.strerror or str(exc)
-    for names in (scan.images, scan.captions, scan.unsupported, scan.folders, scan.unreadable):
+    for names in (scan.images, scan.captions, scan.unsupported, scan.folders, scan.others, scan.unreadable):
         names.sort()
     return scan
 
