@@ -8,6 +8,7 @@ flag per TrainConfig field; `run_train(args)` runs it and returns the exit code.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -81,7 +82,6 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
     workers = cpu_fanout_processes()
     if workers and raw_args is not None:
         return run_workers(workers, raw_args)
-    _quiet_libraries()
     # Under accelerate/torchrun only rank 0 reports; the file is started afresh for each run.
     main_rank = int(os.environ.get("RANK", "0") or 0) == 0
     try:
@@ -94,9 +94,12 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
     emit = fan_out(writer, human)
     try:
         from prep.errors import UserError
+        from trainer.checks import DeviceInfo, check_config
         from trainer.run import train
 
         try:
+            check_config(copy.deepcopy(config), DeviceInfo.guess())  # before torch and diffusers are imported
+            quiet_libraries()
             train(config, emit)
         except KeyboardInterrupt:
             return 130
@@ -110,7 +113,7 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
     return 0
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """No download/loading progress bars from diffusers/transformers in the trainer's output."""
     import diffusers
     import transformers

@@ -1,0 +1,84 @@
+"""`lorakit demo` end to end: a real process builds the workspace and every stage runs; its LoRA loads
+in diffusers on the demo base and changes what the UNet predicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from prep.config import read_toml
+
+
+def _run_demo(folder: Path, *args: str):
+    import subprocess
+
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    return subprocess.run([sys.executable, "-m", "tui", "demo", str(folder), *args], capture_output=True, text=True,
+                          env=env, timeout=900)
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_road_and_its_lora_changes_the_unet(tmp_path: Path):
+    folder = tmp_path / "lorakit-demo"
+    proc = _run_demo(folder, "--steps", "6", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) == {"workspace", "base_model", "lora", "images", "steps", "stages"}
+    assert Path(result["workspace"]) == folder.resolve()
+    assert result["steps"] == 6 and result["images"] >= 16
+    names = [s["name"] for s in result["stages"]]
+    assert names == ["workspace", "models", "tag", "clean", "concept", "validate", "fix", "train", "check"]
+    for stage in result["stages"]:
+        assert set(stage) == {"name", "seconds", "summary"}
+        assert isinstance(stage["seconds"], float) and stage["summary"]
+    by_name = {s["name"]: s["summary"] for s in result["stages"]}
+    assert "has-alpha" in by_name["validate"]  # the planted problem is reported...
+    assert "fixed has-alpha 1; validate now 0 problem(s)" == by_name["fix"]  # ...and repaired
+    assert by_name["check"].startswith("ok")
+
+    # Two concept folders, every image captioned (the tagger wrote the missing ones), trigger first.
+    dataset = folder / "dataset"
+    concepts = sorted(p.name for p in dataset.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(concepts) == 2
+    config = read_toml(folder / "lorakit.toml")
+    trigger = config["concept"]["trigger"]
+    images = list(dataset.glob("*/*.png"))
+    assert len(images) == result["images"]
+    for image in images:
+        assert image.with_suffix(".txt").read_text().startswith(trigger + ", ")
+    # Every table the demo used, pointing at the demo models inside the workspace.
+    assert {"tagger", "clean", "concept", "validate", "fix", "train"} <= set(config)
+    assert Path(config["tagger"]["model"]) == folder.resolve() / "models" / "demo-tagger"
+    assert (folder / config["train"]["pretrained_model"]).resolve() == Path(result["base_model"])
+    assert "DEMO MODEL" in (Path(result["base_model"]) / "DEMO-MODEL.txt").read_text()
+    assert list((folder / ".lorakit" / "runs").glob("*.jsonl"))
+
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(result["base_model"], safety_checker=None)
+    torch.manual_seed(0)
+    latents = torch.randn(1, 4, 8, 8)
+    ids = pipe.tokenizer([f"{trigger}, circle"], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        text = pipe.text_encoder(ids)[0]
+        before = pipe.unet(latents, 500, encoder_hidden_states=text).sample
+        pipe.load_lora_weights(result["lora"])
+        after = pipe.unet(latents, 500, encoder_hidden_states=text).sample
+    assert torch.isfinite(after).all()
+    assert (after - before).abs().max() > 1e-4
+
+    # A second run rebuilds the demo workspace; a folder of someone's files is refused.
+    again = _run_demo(folder, "--steps", "2", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["steps"] == 2
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "keep.txt").write_text("precious")
+    refused = _run_demo(other)
+    assert refused.returncode == 1 and "not a demo workspace" in refused.stderr
+    assert (other / "keep.txt").read_text() == "precious" and len(list(other.iterdir())) == 1
