@@ -72,13 +72,17 @@ def test_demo_runs_the_whole_road_and_its_lora_changes_the_unet(tmp_path: Path):
     assert torch.isfinite(after).all()
     assert (after - before).abs().max() > 1e-4
 
-    # A second run rebuilds the demo workspace; a folder of someone's files is refused.
-    again = _run_demo(folder, "--steps", "2", "--json")
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["steps"] == 2
+    # Running the demo again rebuilds its own workspace (only the demo's files); a folder of someone's
+    # files is refused and left as it was.
+    from tui.demo_pipeline import prepare_folder
+
+    (folder / "notes.txt").write_text("mine")
+    assert prepare_folder(folder) == folder.resolve()
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
     other = tmp_path / "mine"
     other.mkdir()
     (other / "keep.txt").write_text("precious")
     refused = _run_demo(other)
     assert refused.returncode == 1 and "not a demo workspace" in refused.stderr
+    assert "Traceback" not in refused.stderr
     assert (other / "keep.txt").read_text() == "precious" and len(list(other.iterdir())) == 1
