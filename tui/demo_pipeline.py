@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prep.config import WORKSPACE_FILE, ConfigError, read_toml, resolve, workspace_table
+from prep.config import WORKSPACE_FILE, ConfigError, load_options, read_toml
 from prep.errors import UserError
 
 DEFAULT_FOLDER = Path("lorakit-demo")
@@ -80,7 +80,6 @@ def prepare_folder(folder: Path) -> Path:
 
 def workspace_toml(root: Path, steps: int, trigger: str = "") -> str:
     """The demo's lorakit.toml: every table the demo uses, with comments."""
-    tagger = (root / TAGGER_MODEL).as_posix()
     save_every = max(steps // 2, 1)
     return f"""\
 # lorakit demo workspace, made by `lorakit demo`. The models under models/ are DEMO MODELS
@@ -88,7 +87,7 @@ def workspace_toml(root: Path, steps: int, trigger: str = "") -> str:
 # Paths are relative to this file. Every screen of `lorakit ui` reads and writes these tables.
 
 [tagger]
-model = "{tagger}"  # the demo tagger: a tiny ONNX graph with the WD14 signature
+model = "{TAGGER_MODEL.as_posix()}"  # the demo tagger: a tiny ONNX graph with the WD14 signature
 general_threshold = 0.35
 
 [clean]
@@ -98,7 +97,7 @@ remove_redundant = true
 [concept]
 trigger = "{trigger}"  # picked by the concept-word finder
 remove_names = []
-concept = ""  # empty: every concept folder
+concept = ""  # the concept folder it applies to; empty: every folder
 
 [validate]
 resolution = 64
@@ -128,17 +127,6 @@ save_state = true
 sample_prompts = "prompts.txt"
 sample_every_n_steps = {steps}
 """
-
-
-def _set_trigger(config_file: Path, trigger: str) -> None:
-    """Record the chosen word in [concept] (tomlkit keeps the comments)."""
-    import tomlkit
-
-    from prep.fsio import atomic_write_text
-
-    document = tomlkit.parse(config_file.read_text(encoding="utf-8"))
-    document["concept"]["trigger"] = trigger  # type: ignore[index]
-    atomic_write_text(config_file, tomlkit.dumps(document))
 
 
 def run_demo(folder: Path = DEFAULT_FOLDER, steps: int = DEFAULT_STEPS,
@@ -188,42 +176,41 @@ def run_demo(folder: Path = DEFAULT_FOLDER, steps: int = DEFAULT_STEPS,
     from tagger.config import TagConfig
     from tagger.run import tag_dataset
 
-    table, source = workspace_table(dataset, "tagger")
-    tagged = drive(tag_dataset(dataset, resolve(TagConfig, None, table, source)), quiet=True)
+    tag_config = load_options(TagConfig, "tagger", dataset=dataset, path_or_id=("model",))
+    tagged = drive(tag_dataset(dataset, tag_config), quiet=True)
     yield stage("tag", t, f"{tagged.written} captions written, {tagged.skipped} already captioned")
 
     t = time.perf_counter()
     from prep.clean import CleanConfig, clean_dataset
 
-    table, source = workspace_table(dataset, "clean")
-    cleaned = clean_dataset(dataset, resolve(CleanConfig, None, table, source), command="lorakit demo: clean")
+    cleaned = clean_dataset(dataset, load_options(CleanConfig, "clean", dataset=dataset),
+                            command="lorakit demo: clean")
     yield stage("clean", t, f"{cleaned.changed} captions cleaned, {cleaned.unchanged} unchanged")
 
     t = time.perf_counter()
+    from prep.concept import apply_concept, load_concept_config
+    from prep.toml_edit import update_table
+
     trigger = _concept_word(dataset, root / BASE_MODEL)
-    _set_trigger(config_file, trigger)
-    applied = clean_dataset(dataset, CleanConfig(trigger=trigger), command=f"lorakit demo: concept {trigger}")
+    update_table(config_file, "concept", {"trigger": trigger})  # tomlkit: the comments stay
+    applied = apply_concept(dataset, load_concept_config(dataset), config_file=config_file)
     yield stage("concept", t, f"trigger {trigger!r} first in {applied.changed} captions")
 
     t = time.perf_counter()
-    from prep.validate import ValidateOptions, validate
+    from prep.validate import load_validate_options, validate
 
-    table, source = workspace_table(dataset, "validate")
-    options = resolve(ValidateOptions, None, table, source)
+    options = load_validate_options(dataset)
     report = validate(dataset, options)
-    codes = sorted({p.code for p in report.problems})
-    yield stage("validate", t, f"{report.images} images, {len(report.problems)} problem(s)"
-                + (f": {', '.join(codes)}" if codes else ""))
+    yield stage("validate", t, f"{report.images} images, {_problems(report)}")
 
     t = time.perf_counter()
     from prep.fix import iter_fix
     from prep.fix.options import FixOptions
 
-    table, source = workspace_table(dataset, "fix")
-    fixed = drive(iter_fix(dataset, resolve(FixOptions, None, table, source)), quiet=True)
+    fixed = drive(iter_fix(dataset, load_options(FixOptions, "fix", dataset=dataset)), quiet=True)
     after = validate(dataset, options)
     counts = ", ".join(f"{code} {n}" for code, n in sorted(fixed.fixed.items())) or "nothing"
-    yield stage("fix", t, f"fixed {counts}; validate now {len(after.problems)} problem(s)")
+    yield stage("fix", t, f"fixed {counts}; validate now {_problems(after)}")
 
     t = time.perf_counter()
     result.lora, result.steps, result.events = _train(root, config_file, on_train_event)
@@ -237,6 +224,18 @@ def run_demo(folder: Path = DEFAULT_FOLDER, steps: int = DEFAULT_STEPS,
     yield stage("check", t, f"{verdict}: {checked.get('modules', 0)} modules, "
                             f"{len(checked.get('nonfinite') or [])} non-finite")
     return result
+
+
+def _problems(report) -> str:
+    """`0 errors, 1 warning (has-alpha)`: what validate found, info notes aside."""
+    errors = sorted({p.code for p in report.problems if p.severity == "error"})
+    warnings = sorted({p.code for p in report.problems if p.severity == "warning"})
+    count = sum(1 for p in report.problems if p.severity == "warning")
+    text = f"{sum(1 for p in report.problems if p.severity == 'error')} error(s)"
+    if errors:
+        text += f" ({', '.join(errors)})"
+    text += f", {count} warning(s)"
+    return text + (f" ({', '.join(warnings)})" if warnings else "")
 
 
 def _concept_word(dataset: Path, base_model: Path) -> str:
