@@ -101,7 +101,7 @@ class Fault:
     #            files only: redirect (to location), slow (rate bytes/s), huge_length
     times: int = 1
     status: int = 503
-    retry_after: str | None = None
+    retry_after: Any = None  # a header value, or a callable making it when the fault is served
     post_id: int | None = None
     location: str = ""
     rate: float = 1024.0

@@ -134,7 +134,8 @@ class Handler(BaseHTTPRequestHandler):
             self.entry["status"] = "dropped"
             self.close_connection = True
         elif fault.kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            value = fault.retry_after() if callable(fault.retry_after) else fault.retry_after
+            headers = {"Retry-After": value} if value is not None else {}
             self.send_json(fault.status, {"success": False, "message": "fault injected"}, headers)
         elif fault.kind == "junk":
             self.send(200, JUNK, "text/html")

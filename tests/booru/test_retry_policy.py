@@ -60,7 +60,8 @@ def test_retry_after_parses_seconds_and_http_dates():
 @pytest.mark.parametrize("target", ["api", "file"])
 def test_an_http_date_retry_after_is_honoured(target, emulator, scrape):
     emu = emulator("danbooru", make_posts(1))
-    emu.fault(target, "status", status=429, retry_after=formatdate(time.time() + 2, usegmt=True))
+    # The date is made when the 429 is served; whole seconds, so the wait is between 1 and 2 s.
+    emu.fault(target, "status", status=429, retry_after=lambda: formatdate(time.time() + 2, usegmt=True))
     result = scrape(emu, "--tags", "1girl", "--limit", "1")
     assert result.code == 0, result.err
     hits = emu.requests(target)
