@@ -148,7 +148,7 @@ class _Trainer:
     def _build_network(self) -> None:
         import torch
 
-        from trainer.lora_file import load_lora_file
+        from trainer.lora_modules import read_network_weights
         from trainer.network import LoRANetwork, NetworkOptions
 
         config = self.config
@@ -157,7 +157,7 @@ class _Trainer:
                                  config.conv_alpha, self.train_unet, self.train_text_encoder)
         self.network = LoRANetwork(self.models.unet, self.models.text_encoders, self.models.model_type, options)
         if config.network_weights is not None:
-            tensors, _meta = load_lora_file(config.network_weights)
+            tensors = read_network_weights(config.network_weights)
             self.network.load_weights(tensors, str(config.network_weights))
         self.network.to(self.device, dtype=torch.float32)
         self.network.apply_to()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tests.trainer.conftest import make_train_dataset, run_training, tiny_config
-from trainer.lora_file import load_lora_file, lora_modules
+from trainer.lora_modules import read_lora
 from trainer.lora_tools.merge import merge_into_checkpoint
 
 
@@ -21,6 +21,6 @@ def test_single_file_safetensors_trains_offline(tmp_path, tiny_sd1, monkeypatch)
     config = tiny_config(single, dataset, tmp_path / "out", pretrained_model_config=str(tiny_sd1))
     path, events = run_training(config)
     assert events[-1]["event"] == "done"
-    modules = lora_modules(load_lora_file(path)[0])
+    modules = read_lora(path).modules
     assert modules and any(name.startswith("lora_te_text_model_") for name in modules)
     assert all(torch.isfinite(m.delta()).all() for m in modules.values())

@@ -8,7 +8,8 @@ import torch
 from tests.conftest import write_caption, write_image
 from tests.trainer.conftest import make_train_dataset, run_training, tiny_config
 from trainer.errors import TrainingDiverged
-from trainer.lora_file import load_lora_file, lora_modules, read_metadata
+from trainer.lora_modules import read_lora
+from trainer.safetensors_read import read_header, read_tensors
 
 
 def test_sdxl_trains_and_loads_in_diffusers(tiny_sdxl, tmp_path):
@@ -24,7 +25,7 @@ def test_sdxl_trains_and_loads_in_diffusers(tiny_sdxl, tmp_path):
     path, events = run_training(config)
     samples = [e for e in events if e["event"] == "sample"]
     assert samples and samples[0]["step"] == 2 and samples[0]["path"].endswith("_3.png")
-    tensors, meta = load_lora_file(path)
+    tensors, meta = read_tensors(path)
     assert meta["ss_base_model_version"] == "sdxl_base_v1-0"
     assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight" in tensors
     assert "lora_unet_input_blocks_1_0_in_layers_2.lora_down.weight" in tensors
@@ -43,10 +44,10 @@ def test_v_prediction_model_type_and_locon(tiny_sd2v, tmp_path):
                          min_snr_gamma=5.0, noise_offset=0.05, gradient_checkpointing=True,
                          max_data_loader_n_workers=1)
     path, events = run_training(config)
-    meta = read_metadata(path)
+    meta = read_header(path).metadata
     assert meta["ss_base_model_version"] == "sd_v2_v" and meta["ss_v2"] == "True"
     assert meta["ss_network_args"] == '{"conv_dim": "2", "conv_alpha": "1.0"}'
-    modules = lora_modules(load_lora_file(path)[0])
+    modules = read_lora(path).modules
     assert not any(n.startswith("lora_te") for n in modules)
     conv = modules["lora_unet_down_blocks_0_resnets_0_conv1"]
     assert conv.rank == 2 and conv.alpha == 1.0 and conv.down.shape[2:] == (3, 3)
@@ -85,7 +86,7 @@ def test_reg_cache_saves_rotation_and_samples(tiny_sd1, tmp_path):
         assert im.size == (64, 64)
     npz = sorted((tmp_path / "ds").rglob("*_0064x0064_sd.npz"))
     assert len(npz) == 2
-    meta = read_metadata(path)
+    meta = read_header(path).metadata
     assert meta["ss_num_reg_images"] == "1" and meta["ss_cache_latents"] == "True"
     # A second run reads the disk cache instead of re-encoding.
     stamps = [p.stat().st_mtime_ns for p in npz]
@@ -103,7 +104,7 @@ def test_resume_continues_exactly(tiny_sd1, tmp_path):
     assert (state / "train_state.json").is_file()
     resumed, events = run_training(tiny_config(tiny_sd1, dataset, tmp_path / "c", resume=state, **common))
     assert [e["step"] for e in events if e["event"] == "step"] == [3, 4]
-    a, c = load_lora_file(straight)[0], load_lora_file(resumed)[0]
+    a, c = read_tensors(straight)[0], read_tensors(resumed)[0]
     assert a.keys() == c.keys()
     for key in a:
         assert torch.allclose(a[key], c[key], atol=1e-6), key
@@ -116,7 +117,7 @@ def test_continue_from_network_weights(tiny_sd1, tmp_path):
     second, _ = run_training(tiny_config(tiny_sd1, dataset, tmp_path / "b", network_weights=first,
                                          save_precision="fp32", learning_rate=0.0, text_encoder_lr=0.0,
                                          unet_lr=1e-12, optimizer="SGD"))
-    a, b = load_lora_file(first)[0], load_lora_file(second)[0]
+    a, b = read_tensors(first)[0], read_tensors(second)[0]
     assert all(torch.allclose(a[k], b[k], atol=1e-9) for k in a)
 
 
@@ -134,7 +135,7 @@ def test_nan_loss_stops_with_error_and_keeps_last_save(tiny_sd1, tmp_path):
     assert len(errors) == 1 and "fp16" in errors[0]["message"] and "learning" in errors[0]["message"]
     assert not (tmp_path / "out" / "lora.safetensors").exists()
     saves = [e["path"] for e in events if e["event"] == "save"]
-    assert saves and all(torch.isfinite(t).all() for t in load_lora_file(saves[-1])[0].values())
+    assert saves and all(torch.isfinite(t).all() for t in read_tensors(saves[-1])[0].values())
     assert "done" not in [e["event"] for e in events]
 
 
@@ -151,7 +152,7 @@ def test_long_captions_auto_max_token_length(tiny_sd1, tmp_path):
     path, events = run_training(tiny_config(tiny_sd1, dataset, tmp_path / "out", max_train_steps=1,
                                             vae=str(tiny_sd1), gradient_checkpointing=True))
     assert next(e for e in events if e["event"] == "start")["max_token_length"] == 225
-    assert read_metadata(path)["ss_max_token_length"] == "225"
+    assert read_header(path).metadata["ss_max_token_length"] == "225"
 
 
 class Payload:
@@ -187,5 +188,5 @@ def test_fp16_checkpoint_trains_in_fp32_on_cpu(tiny_sd1, tmp_path, train_dataset
     StableDiffusionPipeline.from_pretrained(tiny_sd1, torch_dtype=torch.float16).save_pretrained(half)
     path, events = run_training(tiny_config(half, train_dataset, tmp_path / "out", max_train_steps=1))
     assert [e["event"] for e in events if e["event"] == "done"] == ["done"]
-    assert read_metadata(path)["ss_mixed_precision"] == "no"
-    assert all(torch.isfinite(t).all() for t in load_lora_file(path)[0].values())
+    assert read_header(path).metadata["ss_mixed_precision"] == "no"
+    assert all(torch.isfinite(t).all() for t in read_tensors(path)[0].values())

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from tests.trainer.conftest import make_train_dataset, run_training, tiny_config
-from trainer.lora_file import lora_modules, read_metadata
 from trainer.lora_keys import text_encoder_lora_targets, unet_lora_targets
+from trainer.lora_modules import parse_lora_tensors
+from trainer.safetensors_read import read_header
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +25,10 @@ def trained(tiny_sd1, tmp_path_factory):
 
 
 def _merged_weights_check(pipe, file, model_type):
-    from trainer.lora_file import load_lora_file
+    from trainer.safetensors_read import read_tensors
 
-    tensors, _ = load_lora_file(file)
-    modules = lora_modules(tensors)
+    tensors, _ = read_tensors(file)
+    modules = parse_lora_tensors(tensors, {}).modules
     paths = {n: ("unet", p) for n, (p, _m) in unet_lora_targets(pipe.unet, model_type, conv=True).items()}
     encoders = [("text_encoder", pipe.text_encoder)]
     prefixes = ["lora_te"]
@@ -79,11 +80,11 @@ def test_unet_output_changes_by_the_lora(trained, tiny_sd1):
     """The pipeline's UNet with the file loaded equals a UNet whose weights were merged by hand."""
     from diffusers import UNet2DConditionModel
 
-    from trainer.lora_file import load_lora_file
+    from trainer.safetensors_read import read_tensors
 
     path = trained[0]
-    tensors, _ = load_lora_file(path)
-    modules = lora_modules(tensors)
+    tensors, _ = read_tensors(path)
+    modules = parse_lora_tensors(tensors, {}).modules
     manual = UNet2DConditionModel.from_pretrained(tiny_sd1, subfolder="unet")
     base = UNet2DConditionModel.from_pretrained(tiny_sd1, subfolder="unet")
     targets = unet_lora_targets(manual, "sd1")
@@ -107,7 +108,7 @@ def test_unet_output_changes_by_the_lora(trained, tiny_sd1):
 
 def test_metadata(trained):
     path, _events, config = trained
-    meta = read_metadata(path)
+    meta = read_header(path).metadata
     assert all(isinstance(v, str) for v in meta.values())
     assert meta["ss_network_module"] == "networks.lora"
     assert meta["ss_network_dim"] == "4" and meta["ss_network_alpha"] == "2.0"

@@ -26,6 +26,7 @@ _TE_LAYER = re.compile(r"^lora_(te[12]?)_text_model_encoder_layers_(\d+)_")
 @dataclass
 class ModuleStats:
     name: str
+    kind: str
     rank: int
     alpha: float
     down_mean_abs: float
@@ -37,15 +38,24 @@ class ModuleStats:
     finite: bool
 
 
+# which tensors are the "down" (input) side and the "up" (output, zero-initialised) side of each kind
+_SIDES = {"lora": (("down", "mid"), ("up",)), "locon": (("down", "mid"), ("up",)),
+          "loha": (("hada_w1_b", "hada_w2_b", "hada_t1", "hada_t2"), ("hada_w1_a", "hada_w2_a")),
+          "lokr": (("lokr_w1", "lokr_w1_a", "lokr_w1_b"), ("lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"))}
+
+
 def module_stats(m: LoraModule) -> ModuleStats:
-    down = m.down.to(torch.float64)
-    up = m.up.to(torch.float64)
-    finite = bool(torch.isfinite(down).all() and torch.isfinite(up).all() and math.isfinite(m.effective_alpha))
-    if finite:
+    down_roles, up_roles = _SIDES[m.kind]
+    down = torch.cat([m.tensors[r].to(torch.float64).flatten() for r in down_roles if r in m.tensors])
+    up = torch.cat([m.tensors[r].to(torch.float64).flatten() for r in up_roles if r in m.tensors])
+    finite = bool(all(torch.isfinite(t).all() for t in m.tensors.values()) and math.isfinite(m.effective_alpha))
+    if finite and m.kind in ("lora", "locon"):
         u, d = m.factors(torch.float64)
         # ‖U·D‖_F² = Σ (UᵀU) ⊙ (D·Dᵀ): the norm of the full update without forming it
         gram = float(((u.T @ u) * (d @ d.T)).sum().clamp_min(0))
         norm = abs(m.scale) * math.sqrt(gram)
+    elif finite:
+        norm = float(m.delta_matrix(torch.float64).norm())
     else:
         norm = float("nan")
 
@@ -53,7 +63,7 @@ def module_stats(m: LoraModule) -> ModuleStats:
         t = t[torch.isfinite(t)].abs()
         return float(fn(t)) if t.numel() else float("nan")
 
-    return ModuleStats(m.name, m.rank, m.effective_alpha, stat(down, torch.mean), stat(down, torch.max),
+    return ModuleStats(m.name, m.kind, m.rank or 0, m.effective_alpha, stat(down, torch.mean), stat(down, torch.max),
                        stat(up, torch.mean), stat(up, torch.max),
                        float((up == 0).sum()) / max(1, up.numel()), norm, finite)
 
@@ -94,7 +104,8 @@ def check_loaded(lora: LoraFile) -> dict[str, Any]:
     stats = [module_stats(m) for m in lora.modules.values()]
     expected, reason = expected_zero_modules(lora)
     nonfinite = [s.name for s in stats if not s.finite]
-    zeros = [s.name for s in stats if s.finite and s.update_norm == 0.0]
+    zero_alpha = set(lora.zero_alpha())
+    zeros = [s.name for s in stats if s.finite and s.update_norm == 0.0 and s.name not in zero_alpha]
     zero = [n for n in zeros if n not in expected]
     legit = [n for n in zeros if n in expected]
     norms = [s.update_norm for s in stats if s.finite and s.update_norm > 0]
@@ -106,7 +117,11 @@ def check_loaded(lora: LoraFile) -> dict[str, Any]:
         "zero": zero,
         "nonfinite": nonfinite,
         "outliers": outliers,
-        "ok": not zero and not nonfinite,
+        "ok": not zero and not nonfinite and not zero_alpha,
+        "zero_alpha": sorted(zero_alpha),
+        "missing_alpha": len(lora.missing_alpha()),
+        "kind": lora.kind,
+        "dora": lora.dora,
         "expected_zero": legit,
         "incomplete": lora.incomplete,
         "expected_zero_reason": reason if legit else "",
@@ -120,18 +135,22 @@ def format_check(report: dict[str, Any], verbose: bool = False) -> str:
     lines = [f"{report['file']}: {report['modules']} modules, median update norm "
              f"{report['median_update_norm']:.4g}"]
     if verbose:
-        lines.append("module,rank,alpha,down_mean_abs,down_max_abs,up_mean_abs,up_max_abs,update_norm")
+        lines.append("module,kind,rank,alpha,down_mean_abs,down_max_abs,up_mean_abs,up_max_abs,update_norm")
         for s in report["stats"]:
-            lines.append(f"{s['name']},{s['rank']},{s['alpha']:g},{s['down_mean_abs']:.4g},"
+            lines.append(f"{s['name']},{s['kind']},{s['rank']},{s['alpha']:g},{s['down_mean_abs']:.4g},"
                          f"{s['down_max_abs']:.4g},{s['up_mean_abs']:.4g},{s['up_max_abs']:.4g},"
                          f"{s['update_norm']:.4g}")
     for label, key in (("NaN/Inf", "nonfinite"), ("all-zero (untrained or underflowed)", "zero"),
+                       ("alpha 0 (loaders apply no update)", "zero_alpha"),
                        (f"outlier (update norm > {report['outlier_factor']:g}x median)", "outliers")):
         for name in report[key]:
             lines.append(f"  {label}: {name}")
     if report["incomplete"]:
-        lines.append(f"  {len(report['incomplete'])} module(s) lack lora_down or lora_up and are ignored by "
-                     f"loaders, e.g. {report['incomplete'][0]}")
+        lines.append(f"  {len(report['incomplete'])} module(s) lack one of their tensors (lora_down/lora_up, "
+                     f"hada_*, lokr_*) and are ignored by loaders, e.g. {report['incomplete'][0]}")
+    if report["missing_alpha"]:
+        lines.append(f"  {report['missing_alpha']} module(s) have no alpha: loaders apply them at alpha = rank "
+                     f"(scale 1)")
     if report["expected_zero"]:
         lines.append(f"  {len(report['expected_zero'])} zero module(s) are expected: "
                      f"{report['expected_zero_reason']}")

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.lora_keys import kohya_name
+from trainer.safetensors_read import LazyTensors
 
 from . import ldm_keys as lk
 from .errors import LoraToolError
-from .safetensors_stream import LazyTensors
 
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2", "vae")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")

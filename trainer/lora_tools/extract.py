@@ -96,7 +96,7 @@ def extract_lora(base: str | Path, tuned: str | Path, out: str | Path, *, rank: 
         module_rank = conv_rank if three_by_three and conv_rank else rank
         up, down = svd_extract(diff, module_rank, clamp_quantile)
         store = dtype or w_base.dtype
-        modules[name] = LoraModule(name, down.to(store), up.to(store), float(down.shape[0]))
+        modules[name] = LoraModule.from_factors(name, down.to(store), up.to(store), float(down.shape[0]))
         yield Advanced(1, name)
     skipped = [p for p, d in max_diff.items() if p != "unet" and d <= min_diff]
     for part in skipped:

@@ -8,7 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .io import PART_LABELS, LoraFile, detect_architecture, load_lora
+from trainer.lora_modules import KIND_LABELS
+
+from .io import PART_LABELS, LoraFile, detect_architecture, load_lora, lora_parts
 
 TOP_TAGS = 30
 TRAINING_FIELDS = (
@@ -70,11 +72,12 @@ def lora_info(path: str | Path) -> dict[str, Any]:
 
 def describe(lora: LoraFile) -> dict[str, Any]:
     arch, source = detect_architecture(lora)
-    ranks = Counter(m.rank for m in lora.modules.values())
+    ranks = Counter(m.rank or "full" for m in lora.modules.values())
     alphas = Counter(_fmt_number(m.effective_alpha) for m in lora.modules.values())
     conv = [m for m in lora.modules.values() if m.is_conv and m.kernel != (1, 1)]
     conv_ranks = Counter(m.rank for m in conv)
-    linear_ranks = Counter(m.rank for m in lora.modules.values() if not (m.is_conv and m.kernel != (1, 1)))
+    linear_ranks = Counter(m.rank or "full" for m in lora.modules.values()
+                           if not (m.is_conv and m.kernel != (1, 1)))
     # a conv rank beside a linear rank is LoCon, not a dynamic (resized) file
     dynamic = len(linear_ranks) > 1 or len(conv_ranks) > 1
     decoded = {k: decode_value(v) for k, v in sorted(lora.metadata.items())}
@@ -92,11 +95,15 @@ def describe(lora: LoraFile) -> dict[str, Any]:
         "size_bytes": lora.size_bytes,
         "architecture": arch,
         "architecture_source": source,
-        "modules": dict(sorted(lora.parts().items())),
+        "modules": dict(sorted(lora_parts(lora).items())),
         "total_modules": len(lora.modules),
-        "ranks": {str(k): v for k, v in sorted(ranks.items())},
+        "kind": lora.kind,
+        "kind_label": kind_label(lora),
+        "dora": lora.dora,
+        "kinds": dict(sorted(lora.kinds().items())),
+        "ranks": {str(k): v for k, v in sorted(ranks.items(), key=_rank_order)},
         "dynamic_rank": dynamic,
-        "linear_ranks": {str(k): v for k, v in sorted(linear_ranks.items())},
+        "linear_ranks": {str(k): v for k, v in sorted(linear_ranks.items(), key=_rank_order)},
         "alphas": dict(sorted(alphas.items(), key=lambda kv: float(kv[0]))),
         "conv": bool(conv),
         "conv_modules": len(conv),
@@ -104,12 +111,25 @@ def describe(lora: LoraFile) -> dict[str, Any]:
         "precision": dict(lora.dtypes),
         "other_keys": lora.other_keys,
         "incomplete_modules": lora.incomplete,
+        "unsupported_modules": lora.unsupported,
+        "zero_alpha_modules": lora.zero_alpha(),
+        "missing_alpha_modules": len(lora.missing_alpha()),
         "training": training,
         "top_tags": top_tags(decoded.get("ss_tag_frequency")),
         "dataset_dirs": dataset_dirs if isinstance(dataset_dirs, dict) else None,
         "bucket_info": bucket_info,
         "metadata": decoded,
     }
+
+
+def _rank_order(item: tuple[object, int]) -> tuple[int, int]:
+    return (1, 0) if item[0] == "full" else (0, int(item[0]))  # type: ignore[call-overload]
+
+
+def kind_label(lora: LoraFile) -> str:
+    """"LoRA", "LoCon", "LoHa", "LoKr" (joined with + when mixed), with " + DoRA" when it decomposes."""
+    label = "+".join(KIND_LABELS[k] for k in lora.kind.split("+"))
+    return f"{label} + DoRA" if lora.dora else label
 
 
 def _histogram(counts: dict[str, int], width: int = 30) -> list[str]:
@@ -122,6 +142,7 @@ def format_info(info: dict[str, Any]) -> str:
     lines = [f"{info['file']}  ({info['size_bytes'] / 1024 / 1024:.2f} MiB)",
              f"architecture: {info['architecture']}  (from {info['architecture_source']})"]
     parts = ", ".join(f"{PART_LABELS.get(p, p)} {n}" for p, n in info["modules"].items())
+    lines.append(f"kind: {info['kind_label']}")
     lines.append(f"modules: {info['total_modules']}  ({parts})")
     if info["dynamic_rank"]:
         lines.append("rank: dynamic")
@@ -131,6 +152,11 @@ def format_info(info: dict[str, Any]) -> str:
     alphas = info["alphas"]
     lines.append("alpha: " + (", ".join(f"{a} ({n})" for a, n in alphas.items()) if len(alphas) > 1
                               else ", ".join(alphas)))
+    if info["zero_alpha_modules"]:
+        lines.append(f"alpha 0 in {len(info['zero_alpha_modules'])} module(s): loaders (A1111, ComfyUI, kohya's "
+                     f"merge) apply no update for them")
+    if info["missing_alpha_modules"]:
+        lines.append(f"no alpha in {info['missing_alpha_modules']} module(s): applied at alpha = rank (scale 1)")
     if info["conv"]:
         lines.append(f"conv LoRA: yes ({info['conv_modules']} 3x3 modules, rank "
                      f"{', '.join(info['conv_ranks'])})")
@@ -140,7 +166,10 @@ def format_info(info: dict[str, Any]) -> str:
     if info["other_keys"]:
         lines.append(f"other tensors (not applied): {len(info['other_keys'])}, e.g. {info['other_keys'][0]}")
     if info["incomplete_modules"]:
-        lines.append(f"incomplete modules (down or up missing): {len(info['incomplete_modules'])}")
+        lines.append(f"incomplete modules (a factor missing): {len(info['incomplete_modules'])}")
+    if info["unsupported_modules"]:
+        algos = ", ".join(sorted(set(info["unsupported_modules"].values())))
+        lines.append(f"unsupported LyCORIS modules (not applied): {len(info['unsupported_modules'])} ({algos})")
     if info["training"]:
         lines.append("training:")
         lines.extend(f"  {k}: {_short(v)}" for k, v in info["training"].items())

@@ -1,7 +1,10 @@
 """`lorakit lora merge --base MODEL --lora FILE[:RATIO] … --out OUT`: bake LoRAs into a checkpoint exactly.
 
-W += ratio·(alpha/rank)·up@down per module (3x3 conv down with 1x1 up included), computed in fp32 and
-streamed tensor by tensor, so peak memory stays near one tensor rather than the whole checkpoint.
+W += ratio·(alpha/rank)·ΔW per module, ΔW as LyCORIS computes it for each kind (LoRA/LoCon up@down,
+3x3 and Tucker included; LoHa's Hadamard product; LoKr's Kronecker product); a DoRA module rescales
+W+ΔW to its magnitude (`LoraModule.apply`). Computed in fp32 and streamed tensor by tensor, so peak
+memory stays near one tensor rather than the whole checkpoint. Several LoRAs on one weight are
+applied in the order given.
 """
 
 from __future__ import annotations
@@ -27,14 +30,6 @@ Update = tuple[slice | None, LoraModule, float]
 Updates = dict[tuple[int, str], list[Update]]
 
 
-def _compatible(target: tuple[int, ...], weight: tuple[int, ...]) -> bool:
-    if target == weight:
-        return True
-    # a linear LoRA on a 1x1 conv (SD1 proj_in/out) or the reverse: same matrix
-    squeeze = lambda s: s[:2] if len(s) == 4 and s[2:] == (1, 1) else s  # noqa: E731
-    return squeeze(target) == squeeze(weight)
-
-
 def resolve_updates(model: BaseModel, loras: list[tuple[LoraFile, float]]) -> Updates:
     """Which tensor each LoRA module updates; a LoRA that does not fit the model is refused."""
     updates: Updates = {}
@@ -53,10 +48,10 @@ def resolve_updates(model: BaseModel, loras: list[tuple[LoraFile, float]]) -> Up
                                 f"{model.path} (e.g. {missing[0]}); the LoRA was made for a different model")
         for name, module in lora.modules.items():
             target = model.targets[name]
-            if not _compatible(target.shape(), module.weight_shape):
+            if not module.fits(target.shape()):
                 raise LoraToolError(f"{lora.path}: module {name} has shape {module.weight_shape} but the "
                                     f"model's weight is {target.shape()}; the LoRA was made for a different model")
-            if not (module.up.isfinite().all() and module.down.isfinite().all()):
+            if not all(t.isfinite().all() for t in module.tensors.values()):
                 raise LoraToolError(f"{lora.path}: module {name} holds NaN/Inf; run `lorakit lora check` on it")
             updates.setdefault((id(target.file), target.key), []).append((target.rows, module, ratio))
     return updates
@@ -72,8 +67,7 @@ def _producer(wf: WeightFile, key: str, updates: Updates, dtype: torch.dtype | N
             w = t.to(torch.float32, copy=True)
             for rows, module, ratio in ups:
                 view = w[rows] if rows is not None else w
-                up, down = module.factors(torch.float32)
-                view.reshape(view.shape[0], -1).addmm_(up, down, alpha=ratio * module.scale)
+                module.apply(view, ratio)
             t = w
         return t.to(out_dtype)
 

@@ -16,7 +16,7 @@ import torch
 from prep.events import Advanced, Finished, Started
 
 from .errors import LoraToolError
-from .io import LoraFile, LoraModule, detect_architecture, load_lora
+from .io import LoraFile, LoraModule, detect_architecture, load_lora, require_lora_kind
 from .lowrank import balanced_factors, choose_rank, retained_fraction, svd_of_sum
 from .writing import lora_metadata_note, write_lora
 
@@ -31,6 +31,8 @@ def merge_loras(specs: list[tuple[Path, float]], out: str | Path, rank: int,
     if rank < 1:
         raise LoraToolError(f"--rank must be at least 1 (got {rank})")
     loras = [(load_lora(path), ratio) for path, ratio in specs]
+    for lora, _ in loras:
+        require_lora_kind(lora, "a LoRA+LoRA merge (--rank)")
     for lora, _ in loras:
         if Path(out).resolve() == lora.path.resolve():
             raise LoraToolError(f"{out}: choose an --out different from the input files")
@@ -52,7 +54,7 @@ def merge_loras(specs: list[tuple[Path, float]], out: str | Path, rank: int,
                                     f"these LoRAs target different models")
         ups, downs = [], []
         for m, ratio, lora in parts:
-            if not (m.up.isfinite().all() and m.down.isfinite().all()):
+            if not all(t.isfinite().all() for t in m.tensors.values()):
                 raise LoraToolError(f"{lora.path}: module {name} holds NaN/Inf; run `lorakit lora check`")
             up, down = m.factors(torch.float64)
             ups.append(up * (ratio * m.scale))
@@ -61,9 +63,8 @@ def merge_loras(specs: list[tuple[Path, float]], out: str | Path, rank: int,
         new_rank = choose_rank(f.s, rank)
         up, down = balanced_factors(f, new_rank)
         dtype = PRECISIONS[precision] if precision else first.down.dtype
-        merged[name] = LoraModule(name, down.reshape(new_rank, *first.down.shape[1:]).to(dtype),
-                                  up.reshape(first.up.shape[0], new_rank, *first.up.shape[2:]).to(dtype),
-                                  float(new_rank))
+        merged[name] = LoraModule.from_factors(name, down.to(dtype), up.to(dtype), float(new_rank),
+                                               first.weight_shape)
         retained.append(retained_fraction(f.s, new_rank))
         yield Advanced(1, name)
     size = write_lora(out, merged, _merged_metadata([(lora, r) for lora, r in loras], rank))

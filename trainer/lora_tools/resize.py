@@ -10,7 +10,7 @@ from pathlib import Path
 from prep.events import Advanced, Finished, Started
 
 from .errors import LoraToolError
-from .io import LoraFile, LoraModule, load_lora
+from .io import LoraFile, LoraModule, load_lora, require_lora_kind
 from .lowrank import balanced_factors, choose_rank, retained_fraction, svd_of_sum
 from .writing import lora_metadata_note, write_lora
 
@@ -31,9 +31,8 @@ def resize_module(m: LoraModule, rank: int | None, method: str | None = None,
     new_rank = choose_rank(f.s, rank if rank is not None else (m.rank if method else None), method, param)
     new_up, new_down = balanced_factors(f, new_rank)
     dtype = m.down.dtype
-    out = LoraModule(m.name, new_down.reshape(new_rank, *m.down.shape[1:]).to(dtype),
-                     new_up.reshape(m.up.shape[0], new_rank, *m.up.shape[2:]).to(m.up.dtype),
-                     m.scale * new_rank)
+    out = LoraModule.from_factors(m.name, new_down.to(dtype), new_up.to(m.up.dtype), m.scale * new_rank,
+                                  m.weight_shape)
     return out, ResizedModule(m.name, m.rank, new_rank, out.effective_alpha, retained_fraction(f.s, new_rank))
 
 
@@ -47,13 +46,14 @@ def resize_lora(source: str | Path, out: str | Path, *, rank: int | None = None,
     if method is not None and param is None:
         raise LoraToolError(f"--dynamic {method} needs --param X")
     lora = load_lora(source)
+    require_lora_kind(lora, "lora resize")
     if Path(out).resolve() == lora.path.resolve():
         raise LoraToolError(f"{out}: choose an --out different from the input file")
     yield Started("resize", len(lora.modules))
     modules: dict[str, LoraModule] = {}
     report: list[ResizedModule] = []
     for m in lora.modules.values():
-        if not m.down.isfinite().all() or not m.up.isfinite().all():
+        if not all(t.isfinite().all() for t in m.tensors.values()):
             raise LoraToolError(f"{lora.path}: module {m.name} holds NaN/Inf; run `lorakit lora check` on it")
         new, info = resize_module(m, rank, method, param)
         modules[m.name] = new
@@ -76,7 +76,7 @@ def _resized_metadata(lora: LoraFile, rank: int | None, method: str | None, para
         note = f"dynamic resize with {method}: {param} from {old_dim}"
     else:
         # ss_network_dim/alpha describe the linear modules; 3x3 conv ones live in ss_network_args
-        conv = {n for n, m in lora.modules.items() if m.is_conv and m.kernel != (1, 1)}
+        conv = {n for n, m in lora.modules.items() if m.kind == "locon"}
         linear = [r for r in report if r.name not in conv] or report
         ranks = {r.new_rank for r in linear}
         alphas = {round(r.alpha, 6) for r in linear}

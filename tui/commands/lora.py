@@ -194,7 +194,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from trainer.lora_tools.pipelines import parse_size
     from trainer.lora_tools.preview import preview_lora
 
-    path, weight = parse_lora_spec(args.lora)
+    path, weight = parse_lora_spec(args.lora, what="WEIGHT")
     weights = None
     if args.weights:
         try:
