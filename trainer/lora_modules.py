@@ -175,7 +175,7 @@ class LoraModule:
         for role in ("lokr_w2", "lokr_w2_b", "hada_w1_b"):
             if role in t and t[role].dim() == 4:
                 return int(t[role].shape[2]), int(t[role].shape[3])
-        return None if self.is_conv or self.dora_scale is not None and self.dora_scale.dim() == 4 else (1, 1)
+        return None  # LoHa/LoKr store a conv's kernel flattened into the input side
 
     @property
     def matrix_shape(self) -> tuple[int, int]:

@@ -150,3 +150,13 @@ def test_merge_loras_refuses_mixed_architectures(tmp_path: Path, sd1_lora: Path,
     assert "different model architectures" in err and "SDXL" in err
     assert main(["lora", "merge", "--lora", str(sd1_lora), "--out", str(tmp_path / "o.safetensors")]) == 2
     assert "--base" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["merge", "--rank", "2", "--out", "o.safetensors"],
+                                     ["preview", "--base", "m", "--prompt", "x"]])
+def test_lora_spec_with_a_bad_ratio_is_a_usage_error(command, tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_bytes(b"")
+    assert main(["lora", command[0], "--lora", "f:abc", *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert "'abc' is not a number" in err and "no such file" not in err
