@@ -26,7 +26,8 @@ class TagConfig:
     threads: int | None = option(None, "onnxruntime intra-op threads on CPU (default: onnxruntime's choice)")
     general_threshold: float | None = option(None, "keep a general tag when p > this (default: the model's "
                                                    "published precision=recall threshold, 0.35 if unknown)")
-    character_threshold: float = option(DEFAULT_CHARACTER_THRESHOLD, "keep a character tag when p > this")
+    character_threshold: float | None = option(None, "keep a character tag when p > this (default: the model's, "
+                                                     f"{DEFAULT_CHARACTER_THRESHOLD} for WD14)")
     mcut: bool = option(False, "choose the general threshold per image with MCut (largest gap)")
     character_mcut: bool = option(False, "choose the character threshold per image with MCut (at least 0.15)")
     max_tags: int | None = option(None, "keep at most N predicted tags per image (the most confident)")

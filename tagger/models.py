@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tagger.errors import ModelNotAvailable, TaggerError
+from tagger.families import CAMIE, CL_TAGGER, FAMILIES, PIXAI, WD14
 
 MODEL_FILE = "model.onnx"
 LABELS_FILE = "selected_tags.csv"
@@ -28,6 +29,9 @@ class KnownModel:
     general_threshold: float
     character_threshold: float = DEFAULT_CHARACTER_THRESHOLD
     note: str = ""
+    family: str = WD14
+    model_file: str = MODEL_FILE
+    labels_file: str = LABELS_FILE
 
 
 # P=R thresholds from the model cards (v3 base models are calibrated lower than v2, EVA02 higher).
@@ -42,6 +46,12 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("SmilingWolf/wd-v1-4-convnextv2-tagger-v2", 0.3710),
     KnownModel("SmilingWolf/wd-v1-4-vit-tagger-v2", 0.3537),
     KnownModel("SmilingWolf/wd-v1-4-moat-tagger-v2", 0.3771, note="batch of 1"),
+    # Other families (tagger.families documents each one's preprocessing and where its defaults come from).
+    KnownModel("cella110n/cl_tagger", 0.45, 0.45, family=CL_TAGGER, model_file="cl_tagger_1_02/model.onnx",
+               labels_file="cl_tagger_1_02/tag_mapping.json"),
+    KnownModel("deepghs/pixai-tagger-v0.9-onnx", 0.3, 0.85, family=PIXAI),
+    KnownModel("Camais03/camie-tagger-v2", 0.61, 0.61, family=CAMIE, model_file="camie-tagger-v2.onnx",
+               labels_file="camie-tagger-v2-metadata.json"),
 )
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -63,17 +73,31 @@ def default_general_threshold(name: str) -> float:
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """Where the model's two files are, and what the user called the model."""
+    """Where the model's two files are, its family, and what the user called the model."""
 
     name: str
     model_path: Path
     labels_path: Path
     source: str  # "folder" or "hub"
     known: KnownModel | None = None
+    family: str = WD14
+    file_thresholds: tuple[float | None, float | None] = (None, None)  # an export's thresholds.csv
 
     @property
     def general_threshold(self) -> float:
-        return self.known.general_threshold if self.known else FALLBACK_GENERAL_THRESHOLD
+        if self.known:
+            return self.known.general_threshold
+        if self.file_thresholds[0] is not None:
+            return self.file_thresholds[0]
+        return FAMILIES[self.family].general_threshold if self.family != WD14 else FALLBACK_GENERAL_THRESHOLD
+
+    @property
+    def character_threshold(self) -> float:
+        if self.known:
+            return self.known.character_threshold
+        if self.file_thresholds[1] is not None:
+            return self.file_thresholds[1]
+        return FAMILIES[self.family].character_threshold
 
 
 def resolve_model(name: str, revision: str | None = None) -> ModelFiles:
@@ -93,14 +117,40 @@ def resolve_model(name: str, revision: str | None = None) -> ModelFiles:
     return _hub_files(repo, revision, known)
 
 
-def _folder_files(folder: Path, name: str, model_file: str = MODEL_FILE) -> ModelFiles:
-    missing = [f for f in (model_file, LABELS_FILE) if not (folder / f).is_file()]
+def _folder_files(folder: Path, name: str, model_file: str | None = None) -> ModelFiles:
+    """A model folder of any family, told apart by its label file (tagger.families)."""
+    onnx_files = sorted(p.name for p in folder.glob("*.onnx"))
+
+    def model(preferred: str) -> Path:
+        chosen = model_file or (preferred if preferred in onnx_files or len(onnx_files) != 1 else onnx_files[0])
+        if not (folder / chosen).is_file():
+            raise TaggerError(f"{folder}: model folder has no {chosen}; put the ONNX model next to its label file")
+        return folder / chosen
+
+    known = known_model(folder.name)
+    if (folder / "tag_mapping.json").is_file():
+        return ModelFiles(name, model(MODEL_FILE), folder / "tag_mapping.json", "folder", known, CL_TAGGER)
+    metadata = sorted(folder.glob("*metadata.json"))
+    if metadata:
+        return ModelFiles(name, model("camie-tagger-v2.onnx"), metadata[0], "folder", known, CAMIE)
+    pixai_tags = sorted(folder.glob("tags_*.json"))
+    if pixai_tags:
+        return ModelFiles(name, model(MODEL_FILE), pixai_tags[0], "folder", known, PIXAI)
+    model_name = model_file or MODEL_FILE
+    missing = [f for f in (model_name, LABELS_FILE) if not (folder / f).is_file()]
     if missing:
         raise TaggerError(
             f"{folder}: model folder has no {' and no '.join(missing)}; a WD14 model folder holds "
-            f"{MODEL_FILE} and {LABELS_FILE} (as in the SmilingWolf repos)"
+            f"{MODEL_FILE} and {LABELS_FILE} (as in the SmilingWolf repos); cl_tagger, PixAI and Camie "
+            "folders hold tag_mapping.json, tags_*.json or *-metadata.json next to the ONNX model"
         )
-    return ModelFiles(name, folder / model_file, folder / LABELS_FILE, "folder", known_model(folder.name))
+    if (folder / "thresholds.csv").is_file():  # the PixAI ONNX export's layout (WD14 repos have none)
+        from tagger.label_formats import read_thresholds_csv
+
+        found = read_thresholds_csv(folder / "thresholds.csv")
+        return ModelFiles(name, folder / model_name, folder / LABELS_FILE, "folder", known, PIXAI,
+                          (found.get(0), found.get(4)))
+    return ModelFiles(name, folder / model_name, folder / LABELS_FILE, "folder", known)
 
 
 def _hub_files(repo: str, revision: str | None, known: KnownModel | None) -> ModelFiles:
@@ -120,14 +170,16 @@ def _download(repo: str, revision: str | None, known: KnownModel | None, endpoin
     from huggingface_hub import hf_hub_download
 
     paths: dict[str, Path] = {}
+    model_file = known.model_file if known else MODEL_FILE
+    labels_file = known.labels_file if known else LABELS_FILE
     # The labels first: they are small, so an offline or wrong repo fails before a long download.
-    for filename in (LABELS_FILE, MODEL_FILE):
+    for filename in (labels_file, model_file):
         with hub_errors(repo, revision, filename,
                         offline_hint=f"lorakit tag DATASET --model {repo}), or pass --model DIR holding "
-                                     f"{MODEL_FILE} and {LABELS_FILE}",
-                        needs=f"lorakit needs the ONNX export ({MODEL_FILE} + {LABELS_FILE})"):
+                                     f"{model_file} and {labels_file}",
+                        needs=f"lorakit needs the ONNX export ({model_file} + {labels_file})"):
             paths[filename] = Path(hf_hub_download(repo, filename, revision=revision, endpoint=endpoint))
-    return ModelFiles(repo, paths[MODEL_FILE], paths[LABELS_FILE], "hub", known)
+    return ModelFiles(repo, paths[model_file], paths[labels_file], "hub", known, known.family if known else WD14)
 
 
 @contextlib.contextmanager

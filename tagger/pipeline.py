@@ -11,14 +11,17 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tagger.preprocess import ImageLoadError, load_bgr
+from tagger.preprocess import ImageLoadError, load_prepared, prepare_bgr
+
+Prepare = Callable[[Any, int], np.ndarray]
 
 
 @dataclass
@@ -39,9 +42,9 @@ def default_workers() -> int:
     return max(1, min(cores, 16))
 
 
-def _load(index: int, path: Path, side: int) -> Prepared:
+def _load(index: int, path: Path, side: int, prepare: Prepare = prepare_bgr) -> Prepared:
     try:
-        return Prepared(index, path, load_bgr(path, side))
+        return Prepared(index, path, load_prepared(path, side, prepare))
     except ImageLoadError as exc:
         return Prepared(index, path, None, str(exc))
 
@@ -64,24 +67,27 @@ def _lower_priority() -> None:
         pass
 
 
-def _load_in_worker(index: int, path: Path, side: int, yield_cpu: threading.Event | None) -> Prepared:
+def _load_in_worker(index: int, path: Path, side: int, yield_cpu: threading.Event | None,
+                    prepare: Prepare = prepare_bgr) -> Prepared:
     # When inference is the bottleneck, decoding needs only a sliver of CPU; at a lower priority it
     # fills the gaps instead of pre-empting the inference threads (whose parallel loops wait for
     # their slowest thread).
     if yield_cpu is not None and yield_cpu.is_set():
         _lower_priority()
-    return _load(index, path, side)
+    return _load(index, path, side, prepare)
 
 
 def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int,
-                   yield_cpu: threading.Event | None = None) -> Iterator[Prepared]:
+                   yield_cpu: threading.Event | None = None, prepare: Prepare = prepare_bgr) -> Iterator[Prepared]:
     """Prepared images in input order; at most `window` are decoded ahead of the consumer.
+
+    `prepare(image, side)` is the family's preprocessing (tagger.families), WD14's by default.
 
     Setting `yield_cpu` lowers the decoding threads' priority from their next image on.
     """
     if workers <= 0:
         for index, path in enumerate(paths):
-            yield _load(index, path, side)
+            yield _load(index, path, side, prepare)
         return
     window = max(window, workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lorakit-decode") as pool:
@@ -89,14 +95,14 @@ def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int,
         upcoming = iter(enumerate(paths))
         try:
             for index, path in upcoming:
-                pending.append(pool.submit(_load_in_worker, index, path, side, yield_cpu))
+                pending.append(pool.submit(_load_in_worker, index, path, side, yield_cpu, prepare))
                 if len(pending) >= window:
                     break
             while pending:
                 prepared = pending.popleft().result()
                 nxt = next(upcoming, None)
                 if nxt is not None:
-                    pending.append(pool.submit(_load_in_worker, nxt[0], nxt[1], side, yield_cpu))
+                    pending.append(pool.submit(_load_in_worker, nxt[0], nxt[1], side, yield_cpu, prepare))
                 yield prepared
         finally:
             for future in pending:

@@ -109,6 +109,11 @@ def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
     return _load(path, None, lambda image, _size: flatten(image).copy())
 
 
+def load_prepared(path: str | os.PathLike[str], size: int, prepare) -> Any:
+    """Decode an image file and run `prepare(image, size)` on it; raise ImageLoadError with a reason."""
+    return _load(path, size, prepare)
+
+
 def _load(path: str | os.PathLike[str], size: int | None, prepare) -> Any:
     try:
         with load_image(path, fit=(size, size) if size else None) as image:

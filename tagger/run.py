@@ -16,7 +16,9 @@ from prep.journal import Journal, Operation
 from tagger.compose import CaptionStyle, caption_tags, combine, split_tag_list, with_rating
 from tagger.config import TagConfig
 from tagger.errors import TaggerError
-from tagger.labels import Labels, read_labels
+from tagger.families import FAMILIES
+from tagger.label_formats import read_model_labels
+from tagger.labels import Labels
 from tagger.models import ModelFiles, resolve_model
 from tagger.pipeline import batches, default_workers, prepare_images
 from tagger.session import CPU, DEFAULT_BATCH, TaggerSession, check_label_count, open_session
@@ -77,8 +79,12 @@ class LoadedModel:
 def load_model(config: TagConfig) -> LoadedModel:
     """Resolve, read and check the model once, before any image is touched."""
     files = resolve_model(config.model, config.revision)
-    labels = read_labels(files.labels_path)
-    session = open_session(files.model_path, config.device, config.threads, label_count=len(labels))
+    labels, side = read_model_labels(files.family, files.labels_path)
+    session = open_session(files.model_path, config.device, config.threads, label_count=len(labels),
+                           family=files.family)
+    if side is not None and side != session.layout.side:
+        raise TaggerError(f"{files.labels_path}: names an input side of {side} but the model takes "
+                          f"{session.layout.side}; the files belong to different models")
     check_label_count(session, len(labels), files.labels_path)
     return LoadedModel(files, labels, session)
 
@@ -120,7 +126,8 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
     summary = TagSummary(images=len(dataset), provider=session.provider, model=model.files.name, dry_run=dry_run)
     thresholds = Thresholds(
         general=config.general_threshold if config.general_threshold is not None else model.files.general_threshold,
-        character=config.character_threshold,
+        character=(config.character_threshold if config.character_threshold is not None
+                   else model.files.character_threshold),
         general_mcut=config.mcut,
         character_mcut=config.character_mcut,
     )
@@ -156,7 +163,7 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
     side = session.layout.side
     yield_cpu = threading.Event()
     prepared = prepare_images([item.image for item in todo], side, workers, window=batch_size + 2 * workers,
-                              yield_cpu=yield_cpu)
+                              yield_cpu=yield_cpu, prepare=FAMILIES[model.files.family].prepare)
 
     operation: Operation | None = None
     try:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tagger.errors import TaggerError
+from tagger.families import FAMILIES, WD14, Family, sigmoid
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -21,13 +22,15 @@ DEFAULT_BATCH = {CPU: 8, CUDA: 32}
 
 @dataclass(frozen=True)
 class ModelLayout:
-    """What the model expects, as its graph says: NHWC float32 [batch, side, side, 3]."""
+    """What the model expects, as its graph says: float32 [batch, side, side, 3] (NCHW for some families)."""
 
     input_name: str
     output_name: str
     side: int
     fixed_batch: int | None  # None: dynamic batch dimension
     output_width: int | None  # None: not fixed in the graph
+    channels_first: bool = False
+    logits: bool = False  # the family's output needs a sigmoid
 
 
 class TaggerSession:
@@ -39,7 +42,7 @@ class TaggerSession:
         self.provider = provider
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities [n, labels] for a float32 BGR NHWC batch (padded to a fixed batch size if needed)."""
+        """Probabilities [n, labels] for a float32 NHWC batch (padded to a fixed batch size if needed)."""
         n = batch.shape[0]
         fixed = self.layout.fixed_batch
         if fixed is not None and n != fixed:
@@ -53,8 +56,12 @@ class TaggerSession:
         return self._run(batch)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.layout.channels_first:
+            batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         (out,) = self.session.run([self.layout.output_name], {self.layout.input_name: batch})
         out = np.asarray(out)
+        if self.layout.logits:
+            out = sigmoid(out).astype(np.float32)
         if out.ndim != 2 or out.shape[0] != batch.shape[0]:
             raise TaggerError(f"the model returned shape {list(out.shape)} for a batch of {batch.shape[0]}; "
                               f"expected [batch, labels]")
@@ -79,7 +86,7 @@ def choose_providers(device: str) -> list[str]:
 
 
 def open_session(model_path: Path, device: str = "auto", threads: int | None = None,
-                 label_count: int | None = None) -> TaggerSession:
+                 label_count: int | None = None, family: str = WD14) -> TaggerSession:
     """Load the model on the requested device and check its input/output layout up front."""
     import onnxruntime as ort
 
@@ -114,7 +121,7 @@ def open_session(model_path: Path, device: str = "auto", threads: int | None = N
             f"--device cuda: onnxruntime {ort.__version__} cannot use CUDA here (no GPU, or the CUDA/cuDNN "
             "libraries onnxruntime-gpu needs are not installed: see onnxruntime.ai/docs/install); use --device cpu"
         )
-    layout = read_layout(session, model_path, label_count)
+    layout = read_layout(session, model_path, label_count, FAMILIES[family])
     return TaggerSession(session, layout, active)
 
 
@@ -122,7 +129,8 @@ def _dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def read_layout(session: Any, model_path: Path, label_count: int | None = None) -> ModelLayout:
+def read_layout(session: Any, model_path: Path, label_count: int | None = None,
+                family: Family = FAMILIES[WD14]) -> ModelLayout:
     """Read the input name/side/batch and pick the output; fail with one line on anything unexpected."""
     inputs = session.get_inputs()
     if len(inputs) != 1:
@@ -135,6 +143,10 @@ def read_layout(session: Any, model_path: Path, label_count: int | None = None) 
     if len(shape) != 4:
         raise TaggerError(f"{model_path}: input {inp.name!r} has shape {shape}; expected {expected}")
     height, width, channels = (_dim(d) for d in shape[1:])
+    channels_first = family.channels_first_allowed and _dim(shape[1]) == 3 and channels != 3
+    if channels_first:
+        expected = "NCHW float32 [batch, 3, side, side]"
+        channels, height, width = (_dim(d) for d in shape[1:])
     if channels != 3:
         hint = " (channels first: a timm/PyTorch export, not the WD14 ONNX model)" if _dim(shape[1]) == 3 else ""
         raise TaggerError(f"{model_path}: input {inp.name!r} has shape {shape}; expected {expected}{hint}")
@@ -147,11 +159,13 @@ def read_layout(session: Any, model_path: Path, label_count: int | None = None) 
         raise TaggerError(f"{model_path}: the model has no output")
     chosen = outputs[0]
     if label_count is not None:
-        # Re-exports with a second (embedding) output exist: take the one as wide as the label list.
-        for out in outputs:
-            if out.shape and _dim(out.shape[-1]) == label_count:
-                chosen = out
-                break
+        # Re-exports with a second (embedding) output exist: take the one as wide as the label list
+        # (Camie has two such, initial and refined logits: the family says which).
+        wide = [out for out in outputs if out.shape and _dim(out.shape[-1]) == label_count]
+        if wide:
+            chosen = wide[min(family.output_index, len(wide) - 1)]
+    elif len(outputs) > family.output_index:
+        chosen = outputs[family.output_index]
     out_shape = list(chosen.shape or [])
     if len(out_shape) != 2:
         raise TaggerError(f"{model_path}: output {chosen.name!r} has shape {out_shape}; expected [batch, labels]")
@@ -161,6 +175,8 @@ def read_layout(session: Any, model_path: Path, label_count: int | None = None) 
         side=height,
         fixed_batch=_dim(shape[0]),
         output_width=_dim(out_shape[1]),
+        channels_first=channels_first,
+        logits=family.logits,
     )
 
 

@@ -50,3 +50,56 @@ def run_reference(model_folder: Path, tensor: np.ndarray) -> np.ndarray:
 
     session = ort.InferenceSession(str(model_folder / "model.onnx"), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: tensor})[0]
+
+
+def build_family_model(features, side: int, *, channels_first: bool = True, logits: bool = False,
+                       decoy_first: bool = False) -> onnx.ModelProto:
+    """A tiny model of another family's signature: NCHW (or NHWC) float input of normalised values.
+
+    Each output column is scale * mean(region of one input channel) + offset: probabilities clipped
+    to [0, 1], or raw logits (the family applies the sigmoid). With decoy_first, a first output of
+    the same width holds 0.5 everywhere (Camie's initial logits; the refined second one is real).
+    """
+    batch = "batch"
+    shape = [batch, 3, side, side] if channels_first else [batch, side, side, 3]
+    nodes, inits = [], []
+
+    def const(name: str, values, dtype=np.int64) -> str:
+        inits.append(onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
+        return name
+
+    const("axes", [1, 2, 3])
+    columns = []
+    for i, f in enumerate(features):
+        top, bottom, left, right = (_px(v, side) for v in f.region)
+        bottom, right = max(bottom, top + 1), max(right, left + 1)
+        if channels_first:
+            starts, ends = [f.channel, top, left], [f.channel + 1, bottom, right]
+        else:
+            starts, ends = [top, left, f.channel], [bottom, right, f.channel + 1]
+        nodes.append(helper.make_node("Slice", ["image", const(f"s{i}", starts), const(f"e{i}", ends), "axes"],
+                                      [f"slice{i}"]))
+        nodes.append(helper.make_node("ReduceMean", [f"slice{i}", "axes"], [f"mean{i}"], keepdims=0))
+        nodes.append(helper.make_node("Unsqueeze", [f"mean{i}", const(f"u{i}", [1])], [f"col{i}"]))
+        columns.append(f"col{i}")
+    nodes.append(helper.make_node("Concat", columns, ["means"], axis=1))
+    const("scale", [f.scale for f in features], np.float32)
+    const("offset", [f.offset for f in features], np.float32)
+    nodes.append(helper.make_node("Mul", ["means", "scale"], ["scaled"]))
+    if logits:
+        nodes.append(helper.make_node("Add", ["scaled", "offset"], ["refined"]))
+    else:
+        nodes.append(helper.make_node("Add", ["scaled", "offset"], ["shifted"]))
+        const("zero", 0.0, np.float32)
+        const("one", 1.0, np.float32)
+        nodes.append(helper.make_node("Clip", ["shifted", "zero", "one"], ["refined"]))
+    outputs = [helper.make_tensor_value_info("refined", TensorProto.FLOAT, [batch, len(features)])]
+    if decoy_first:
+        const("half", 0.0, np.float32)
+        nodes.append(helper.make_node("Mul", ["means", "half"], ["initial"]))
+        outputs.insert(0, helper.make_tensor_value_info("initial", TensorProto.FLOAT, [batch, len(features)]))
+    graph = helper.make_graph(nodes, "tiny_family", [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+                              outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model

@@ -30,10 +30,10 @@ def test_order_failures_and_bounded_window(tmp_path, monkeypatch):
     lock = threading.Lock()
     real_load = pipeline._load
 
-    def counting_load(index, path, side):
+    def counting_load(index, path, side, *prepare):
         with lock:
             started.append(index)
-        return real_load(index, path, side)
+        return real_load(index, path, side, *prepare)
 
     monkeypatch.setattr(pipeline, "_load", counting_load)
     window = 5

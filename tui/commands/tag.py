@@ -14,10 +14,11 @@ from tui.output import drive, expand_at_files, print_json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "tag", help="auto-tag images with a WD14 tagger (onnxruntime)",
+        "tag", help="auto-tag images with a WD14, cl_tagger, PixAI or Camie tagger (onnxruntime)",
         description="Write WD14 tags into the caption files of a dataset or a bare folder of images. "
                     f"The model is a hub repo id (default {DEFAULT_MODEL}, downloaded once) or a folder "
-                    "holding model.onnx and selected_tags.csv. Images that already have a caption are "
+                    "holding model.onnx and selected_tags.csv (WD14), tag_mapping.json (cl_tagger), tags_*.json or a "
+                    "thresholds.csv export (PixAI) or *-metadata.json (Camie) next to the ONNX model. Images that already have a caption are "
                     "skipped unless --mode says otherwise; lorakit undo DATASET reverts a run.",
     )
     parser.add_argument("dataset", type=Path, nargs="?", metavar="DATASET", help="dataset or folder of images")
@@ -37,17 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _list_models(as_json: bool) -> int:
     if as_json:
         print_json({"models": [
-            {"repo": m.repo, "general_threshold": m.general_threshold,
+            {"repo": m.repo, "family": m.family, "general_threshold": m.general_threshold,
              "character_threshold": m.character_threshold, "default": m.repo == DEFAULT_MODEL}
             for m in KNOWN_MODELS
         ]})
         return 0
     width = max(len(m.repo) for m in KNOWN_MODELS)
-    print(f"{'model':<{width}}  general  character")
+    print(f"{'model':<{width}}  {'family':<9}  general  character")
     for m in KNOWN_MODELS:
         note = f"  ({m.note})" if m.note else ""
-        print(f"{m.repo:<{width}}  {m.general_threshold:<7.4f}  {m.character_threshold:<9.2f}{note}".rstrip())
-    print("general: the published precision=recall threshold (0.35 for other models); a tag is kept when p > it")
+        print(f"{m.repo:<{width}}  {m.family:<9}  {m.general_threshold:<7.4f}  {m.character_threshold:<9.2f}"
+              f"{note}".rstrip())
+    print("wd14 general: the published precision=recall threshold (0.35 for other models); cl_tagger, pixai, "
+          "camie: their reference code's defaults; a tag is kept when p > it")
     return 0
 
 
