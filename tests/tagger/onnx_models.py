@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper
 
 from tagger.tiny_model import WHOLE, B, Feature, G, R, build_model, constant, labels_csv
 from tagger.tiny_model import write_model_folder as _write_model_folder
 
 __all__ = ["B", "G", "R", "WHOLE", "Feature", "STANDARD", "build_model", "constant", "labels_csv",
-           "run_reference", "write_model_folder"]
+           "build_family_model", "run_reference", "write_model_folder"]
 
 STANDARD: tuple[Feature, ...] = (
     Feature("general", 9, G, scale=0.5, offset=0.1),
@@ -71,7 +73,7 @@ def build_family_model(features, side: int, *, channels_first: bool = True, logi
     const("axes", [1, 2, 3])
     columns = []
     for i, f in enumerate(features):
-        top, bottom, left, right = (_px(v, side) for v in f.region)
+        top, bottom, left, right = (int(round(v * side)) for v in f.region)
         bottom, right = max(bottom, top + 1), max(right, left + 1)
         if channels_first:
             starts, ends = [f.channel, top, left], [f.channel + 1, bottom, right]
