@@ -66,10 +66,9 @@ def training_noise_scheduler(v_parameterization: bool):
 
 
 def _is_sdxl_single_file(path: Path) -> bool:
-    from safetensors import safe_open
+    from trainer.safetensors_read import read_header
 
-    with safe_open(str(path), framework="pt") as fh:
-        return any(k.startswith("conditioner.embedders.1") for k in fh.keys())
+    return any(k.startswith("conditioner.embedders.1") for k in read_header(path).entries)
 
 
 def _check_ckpt(path: Path) -> None:
@@ -87,6 +86,10 @@ def _check_ckpt(path: Path) -> None:
 def _components_from_single_file(path: Path, model_type: str, config_source: str | None = None) -> dict[str, Any]:
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
+    if path.suffix == ".safetensors":
+        from trainer.safetensors_read import read_header
+
+        read_header(path)  # the whole header validated (offsets, sizes) before diffusers reads it
     sdxl = model_type == "sdxl" or (model_type == "auto" and path.suffix == ".safetensors"
                                     and _is_sdxl_single_file(path))
     cls = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline

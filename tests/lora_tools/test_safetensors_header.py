@@ -133,3 +133,14 @@ def test_merge_refuses_corrupt_base_checkpoint(broken: str, tmp_path: Path, caps
     assert str(base) in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
     assert not list(tmp_path.glob(".merged*"))  # no temp file left either
+
+
+def test_training_refuses_corrupt_single_file_base(tmp_path: Path):
+    from prep.errors import UserError
+    from tests.trainer.conftest import make_train_dataset, run_training, tiny_config
+
+    base = base_checkpoint(tmp_path / "base.safetensors", broken="overlap")
+    dataset = make_train_dataset(tmp_path / "ds", images=1)
+    with pytest.raises(UserError) as info:
+        run_training(tiny_config(base, dataset, tmp_path / "out"))
+    assert str(base) in str(info.value) and "overlaps" in str(info.value)
