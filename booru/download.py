@@ -24,7 +24,16 @@ from booru.filters import BAD_RECORD, TOO_LARGE, TOO_MANY_PIXELS
 from booru.http import TRANSPORT_ERRORS, is_cloudflare_challenge, new_session
 from booru.post import Post
 from booru.retry import MAX_TRIES, wait_before_retry
-from booru.transfer import Aborted, BadAddress, Limits, TransferError, check_address, rate_window, read_body
+from booru.transfer import (
+    Aborted,
+    BadAddress,
+    Limits,
+    TrackedAdapter,
+    TransferError,
+    check_address,
+    rate_window,
+    read_body,
+)
 from prep.image_io import ImageError, open_image
 from prep.images import MAX_PIXELS
 
@@ -47,6 +56,8 @@ def _session() -> requests.Session:
     if session is None:
         session = _local.session = new_session()
         session.headers["Accept-Encoding"] = "identity"  # images are compressed already
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, TrackedAdapter())  # Ctrl-C shuts even a socket waiting for headers
     return session
 
 

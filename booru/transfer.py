@@ -18,12 +18,17 @@ import os
 import socket
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 READ_CHUNK = 64 * 1024
 RATE_WINDOW_ENV = "LORAKIT_BOORU_RATE_WINDOW"  # tests shrink the 20 s grace before --min-rate applies
@@ -65,14 +70,54 @@ class Limits:
 # -- responses in flight -----------------------------------------------------------------------------
 _active: set[requests.Response] = set()
 _active_lock = threading.Lock()
+_sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # every socket of a tracked session
 
 
 def abort_all() -> None:
-    """Shut the socket of every response being read, so blocked reads return at once."""
+    """Shut the socket of every response being read, and every socket of a tracked session (a
+    worker waiting for a file's headers), so blocked reads return at once."""
     with _active_lock:
         responses = list(_active)
+        sockets = list(_sockets)
     for response in responses:
         _shutdown(response)
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _TrackedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        with _active_lock:
+            _sockets.add(sock)
+        return sock
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        with _active_lock:
+            _sockets.add(sock)
+        return sock
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class TrackedAdapter(HTTPAdapter):
+    """requests' adapter whose sockets abort_all can shut (the download workers mount it)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
 
 
 def _shutdown(response: requests.Response) -> None:

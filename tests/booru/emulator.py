@@ -98,7 +98,7 @@ def make_posts(n: int, top_id: int = 5000, **kwargs: Any) -> list[FakePost]:
 class Fault:
     target: str  # "api" (searches), "tag" (Gelbooru tag lookups) or "file"
     kind: str  # status, drop, truncate, wrong_md5, junk, lone, cloudflare, empty, echo, gzip_bomb,
-    #            files only: redirect (to location), slow (rate bytes/s), huge_length
+    #            files only: redirect (to location), slow (rate bytes/s), huge_length, stall (no answer)
     times: int = 1
     status: int = 503
     retry_after: Any = None  # a header value, or a callable making it when the fault is served

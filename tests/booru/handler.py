@@ -166,6 +166,10 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             self.close_connection = True
+        elif fault.kind == "stall":  # reads the request, never answers (up to 20 s)
+            self.entry["status"] = "stalled"
+            time.sleep(20)
+            self.close_connection = True
         elif fault.kind == "slow":  # fault.size bytes at fault.rate bytes per second
             self.send_raw_headers(200, {"Content-Length": str(fault.size), "Content-Type": "image/png"})
             step = max(1, int(fault.rate / 10))
