@@ -22,7 +22,7 @@ pytestmark = pytest.mark.asyncio
 
 
 def counts(table: DataTable) -> dict[str, int]:
-    return {str(row[0]): int(row[1]) for row in (table.get_row_at(i) for i in range(table.row_count))}
+    return {str(row[1]): int(row[0]) for row in (table.get_row_at(i) for i in range(table.row_count))}
 
 
 async def filter_by(pilot, screen: EditScreen, query: str) -> None:

@@ -232,12 +232,24 @@ class DataScreen(Screen[None]):
         return [(KEY_NAMES.get(key, key), text) for key, text in seen.items()]
 
 
-def reset_table(table) -> None:
-    """Empty a DataTable for new rows, columns re-made so their widths follow the new content
-    (after a plain clear() rows added later kept the old, narrower widths on screen)."""
+def _cell_width(cell: Any) -> int:
+    text = cell if isinstance(cell, Text) else Text(str(cell))
+    return max((Text(line).cell_len for line in text.plain.splitlines()), default=0)
+
+
+def fill_table(table, rows: list[tuple[tuple, Any]], *, max_width: int = 60, height: int = 1) -> None:
+    """Replace a DataTable's rows with `rows` ((cells, key) pairs), each column as wide as its
+    widest cell (set explicitly: auto widths after a refill sometimes stayed at the labels')."""
     labels = [column.label for column in table.columns.values()]
+    widths = [label.cell_len for label in labels]
+    for cells, _key in rows:
+        for i, cell in enumerate(cells):
+            widths[i] = max(widths[i], min(max_width, _cell_width(cell)))
     table.clear(columns=True)
-    table.add_columns(*labels)
+    for label, width in zip(labels, widths, strict=True):
+        table.add_column(label, width=width)
+    for cells, key in rows:
+        table.add_row(*cells, key=key, height=height)
 
 
 def error_text(message: str) -> Text:

@@ -17,7 +17,7 @@ from textual.widgets import Checkbox, DataTable, Input, Select, Static
 from prep.clean import CleanConfig
 from prep.config import from_mapping
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen, reset_table
+from tui.screens.base import DataScreen, fill_table
 from tui.widgets.form import OptionForm
 
 PREVIEW, APPLY = "clean-preview", "clean"
@@ -105,14 +105,15 @@ class CleanScreen(DataScreen):
         if group != PREVIEW:
             return
         table = self.query_one("#clean-preview", DataTable)
-        reset_table(table)
+        rows = []
         for change in report.changes[:PREVIEW_ROWS]:
             try:
                 name = change.path.relative_to(self.dataset).as_posix()
             except ValueError:
                 name = str(change.path)
-            table.add_row(name, Text.assemble(("- " + change.before, "red"), "\n", ("+ " + change.after, "green")),
-                          height=2)
+            rows.append(((name, Text.assemble(("- " + change.before, "red"), "\n",
+                                              ("+ " + change.after, "green"))), None))
+        fill_table(table, rows, max_width=200, height=2)
         more = f" (first {PREVIEW_ROWS} shown)" if report.changed > PREVIEW_ROWS else ""
         self.query_one("#clean-summary", Static).update(
             f"preview: {report.changed} caption(s) would change, {report.unchanged} unchanged{more}")
@@ -120,7 +121,7 @@ class CleanScreen(DataScreen):
     def side_failed(self, group: str, error: str) -> None:
         if group == PREVIEW:
             self.query_one("#clean-summary", Static).update(Text(error, style="bold red"))
-            reset_table(self.query_one("#clean-preview", DataTable))
+            fill_table(self.query_one("#clean-preview", DataTable), [])
         else:
             super().side_failed(group, error)
 

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Input, Static
 from prep.concept import TABLE, ConceptConfig
 from prep.config import from_mapping
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen, reset_table
+from tui.screens.base import DataScreen, fill_table
 from tui.widgets.form import OptionForm
 
 CANDIDATES, CHECK, SCORE, APPLY = "candidates", "check-word", "score", "concept"
@@ -95,10 +95,11 @@ class ConceptScreen(DataScreen):
 
     def show_candidates(self) -> None:
         table = self.query_one("#candidates", DataTable)
-        reset_table(table)
+        rows = []
         for candidate in self.candidates:
             score = "" if candidate.distance is None else f"{candidate.distance:.3f}"
-            table.add_row(candidate.word, candidate.token_id, score, key=candidate.word)
+            rows.append(((candidate.word, candidate.token_id, score), candidate.word))
+        fill_table(table, rows)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "candidates" and event.row_key.value:

@@ -22,7 +22,7 @@ from prep.captions import format_caption
 from tui.edit_commands import USAGE, EditCommand, parse_command
 from tui.edit_model import Selection, load_selection, save_caption
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen, reset_table
+from tui.screens.base import DataScreen, fill_table
 from tui.widgets.caption_editor import CaptionEditor
 from tui.widgets.completion import TagSuggester
 from tui.widgets.confirm import ConfirmScreen
@@ -94,7 +94,7 @@ class EditScreen(DataScreen):
         yield Input(placeholder=f": {USAGE}", id="command", classes="line-input")
 
     def on_mount(self) -> None:
-        self.query_one("#tags", DataTable).add_columns("Tag", "Count", "Typo of")
+        self.query_one("#tags", DataTable).add_columns("Count", "Tag", "Typo of")
         self.query_one("#images", DataTable).add_columns("Image", "Tags")
         self.query_one("#history", DataTable).add_columns("Id", "Command", "Files", "When")
         self.query_one("#command", Input).display = False
@@ -137,11 +137,12 @@ class EditScreen(DataScreen):
         self.show_tags()
         images = self.query_one("#images", DataTable)
         previous = images.cursor_row
-        reset_table(images)
+        rows = []
         for record in selection.records[: self.MAX_IMAGES]:
             name = self.relative(record.image)
             count = len(record.tags) if record.exists else Text("none", style="yellow")
-            images.add_row(name, count, key=record.image)
+            rows.append(((name, count), record.image))
+        fill_table(images, rows)
         where = f" matching '{selection.query}'" if selection.query.strip() else ""
         more = f" (first {self.MAX_IMAGES} shown)" if len(selection.records) > self.MAX_IMAGES else ""
         self.query_one("#images-summary", Static).update(
@@ -153,11 +154,12 @@ class EditScreen(DataScreen):
             self.query_one("#edit-image", ImagePreview).show(None)
             self.query_one("#caption", Static).update("")
         history = self.query_one("#history", DataTable)
-        reset_table(history)
+        rows = []
         for info in reversed(selection.history):
             when = time.strftime("%m-%d %H:%M", time.localtime(info.started))
             state = "" if info.state == "done" else f" ({info.state})"
-            history.add_row(info.id, info.command, info.count, when + state, key=info.id)
+            rows.append(((info.id, info.command, info.count, when + state), info.id))
+        fill_table(history, rows)
 
     def relative(self, path: str) -> str:
         try:
@@ -170,7 +172,7 @@ class EditScreen(DataScreen):
         if selection is None:
             return
         table = self.query_one("#tags", DataTable)
-        reset_table(table)
+        rows = []
         if self.sort_by == "count":
             ordered = sorted(selection.counts.items(), key=lambda kv: (-kv[1], kv[0]))
         else:
@@ -178,7 +180,8 @@ class EditScreen(DataScreen):
         for tag, count in ordered[: self.MAX_TAGS]:
             others = selection.typos.get(tag)
             note = Text(f"≈{others[0]}", style="yellow") if others else ""
-            table.add_row(tag, count, note, key=tag)
+            rows.append(((count, tag, note), tag))  # the count first: a narrow pane still shows it
+        fill_table(table, rows)
         where = f" in '{selection.query}'" if selection.query.strip() else ""
         more = f", the {self.MAX_TAGS} most used shown" if len(ordered) > self.MAX_TAGS else ""
         self.query_one("#tags-summary", Static).update(

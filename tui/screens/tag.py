@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from tui.runner import result_of, run_stage
-from tui.screens.base import DataScreen, reset_table
+from tui.screens.base import DataScreen, fill_table
 from tui.widgets.form import OptionForm
 from tui.widgets.image_preview import ImagePreview
 
@@ -102,9 +102,7 @@ class TagScreen(DataScreen):
         if group == IMAGES:
             self.images = summary
             table = self.query_one("#tag-images", DataTable)
-            reset_table(table)
-            for image in summary[:MAX_IMAGES]:
-                table.add_row(self.relative(image), key=image)
+            fill_table(table, [((self.relative(image),), image) for image in summary[:MAX_IMAGES]])
             self.query_one("#images-summary", Static).update(f"{len(summary)} image(s); t tries the highlighted one")
         elif group == PROVIDERS:
             self.query_one("#provider", Static).update(f"provider: {' then '.join(summary)}")
@@ -143,14 +141,12 @@ class TagScreen(DataScreen):
         from tui.tag_try import try_one
 
         self.query_one("#try-summary", Static).update(f"tagging {Path(image).name}…")
-        reset_table(self.query_one("#try-tags", DataTable))
+        fill_table(self.query_one("#try-tags", DataTable), [])
         run_stage(self, TRY, result_of(try_one, Path(image), config), TRY)
 
     def show_try(self, result) -> None:
         table = self.query_one("#try-tags", DataTable)
-        reset_table(table)
-        for tag, p in result.tags:
-            table.add_row(tag, f"{p:.2f}", bar(p), key=tag)
+        fill_table(table, [((tag, f"{p:.2f}", bar(p)), tag) for tag, p in result.tags])
         self.query_one("#try-summary", Static).update(
             f"{Path(result.path).name}: {len(result.tags)} tag(s), rating {result.rating}")
 

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from prep.images import is_image_name
 from tui.runner import result_of
-from tui.screens.base import DataScreen, reset_table
+from tui.screens.base import DataScreen, fill_table
 from tui.stage_options import fix_options, validate_options
 from tui.widgets.image_preview import ImagePreview
 
@@ -156,20 +156,20 @@ class ValidateScreen(DataScreen):
         self.report = report
         self.app.set_validation(report)
         concepts = self.query_one("#concepts", DataTable)
-        reset_table(concepts)
+        rows = []
         for prefix, group in (("", report.concepts), ("reg/", report.reg_concepts)):
             for concept in group:
-                concepts.add_row(prefix + concept.folder, concept.repeats, concept.images, concept.weighted,
-                                 f"{concept.share:.0%}", key=prefix + concept.folder)
+                rows.append(((prefix + concept.folder, concept.repeats, concept.images, concept.weighted,
+                              f"{concept.share:.0%}"), prefix + concept.folder))
+        fill_table(concepts, rows)
         shown = report.problems
         if len(shown) > self.MAX_ROWS:  # a table of tens of thousands of rows stalls the screen
             shown = (report.errors + report.warnings)[: self.MAX_ROWS]
         self.problems = shown
         problems = self.query_one("#problems", DataTable)
-        reset_table(problems)
-        for index, found in enumerate(shown):
-            problems.add_row(Text(found.severity, style=SEVERITY_STYLE.get(found.severity, "")), found.code,
-                             found.path, found.message, key=str(index))
+        fill_table(problems, [((Text(found.severity, style=SEVERITY_STYLE.get(found.severity, "")), found.code,
+                                 found.path, found.message), str(index)) for index, found in enumerate(shown)],
+                   max_width=80)
         more = (f"; showing {len(shown)} of {len(report.problems)} problems, errors first (`lorakit validate` "
                 "lists them all)" if len(shown) < len(report.problems) else "")
         self.query_one("#validate-summary", Static).update(
