@@ -23,6 +23,7 @@ from prep.captions import format_caption
 from prep.dataset import LORAKIT_DIR
 from prep.errors import JournalError
 from prep.fsio import READ_FLAGS, atomic_write_bytes, exchange, write_new_file
+from prep.provenance import ProvenanceWatcher
 
 JOURNAL_DIR = "journal"
 _INLINE_LIMIT = 64 * 1024  # larger previous contents go to a blob file, not the JSON line
@@ -85,6 +86,8 @@ class Operation:
         self._pool = None  # write_many's threads, kept across calls until close()
         # surrogateescape: file names that are not UTF-8 round-trip through the journal byte for byte
         self._entries = open(folder / "entries.jsonl", "a", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        # Keeps .lorakit/tags.sqlite in step: sees each caption before it changes, writes the store at close.
+        self.provenance = ProvenanceWatcher(root, command)
         self._write_meta("running")
 
     # -- helpers -------------------------------------------------------------------------------
@@ -199,6 +202,7 @@ class Operation:
                 os.close(fd)
         if current == data:
             return None
+        self.provenance.before_change(rel, current)
         if st is None or rel in self._touched or not self._can_swap(st):
             self._remember(name, rel, current)
             return (name, data, None, 0)
@@ -321,6 +325,8 @@ class Operation:
         self.move(Path(path), self.folder / "deleted" / f"{self._blob_seq:08d}")
 
     def close(self, state: str = "done") -> None:
+        if not self._entries.closed:  # the watcher writes the tag store through this operation, once
+            self.provenance.before_close(self, sorted(self._touched))
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None

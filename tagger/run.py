@@ -13,6 +13,7 @@ from prep.captions import CaptionEncodingError, format_caption, read_caption
 from prep.dataset import Dataset, Item
 from prep.events import Advanced, Event, Finished, Started, Warned
 from prep.journal import Journal, Operation
+from prep.provenance import note_sources, stored_predictions
 from tagger.compose import CaptionStyle, caption_tags, combine, split_tag_list, with_rating
 from tagger.config import TagConfig
 from tagger.errors import TaggerError
@@ -166,6 +167,7 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
                               yield_cpu=yield_cpu, prepare=FAMILIES[model.files.family].prepare)
 
     operation: Operation | None = None
+    known: dict[str, set[tuple[str, str]]] = {}  # the store's (image, model) pairs, read once when needed
     try:
         waited = inferred = 0.0
         batch_iter = batches(prepared, batch_size, side)
@@ -208,6 +210,13 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
                         yield Warned("no tag above the thresholds; caption not written", str(item.image))
                 elif final == existing:
                     summary.unchanged += 1
+                    if not dry_run and (rel_caption := dataset.relative(item.caption_path)) \
+                            and not stored_predictions(dataset.root, rel_caption, model.files.name, known):
+                        # The caption stays; this model's confidences, new to the store, still go there.
+                        if operation is None:
+                            operation = Journal(dataset.root).begin(_command_line(config))
+                        note_sources(operation, item.caption_path, {},
+                                     (model.files.name, _prediction_rows(row, labels, style)))
                 else:
                     result.caption = format_caption(final)
                     if dry_run:
@@ -215,6 +224,8 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
                     else:
                         if operation is None:
                             operation = Journal(dataset.root).begin(_command_line(config))
+                        note_sources(operation, item.caption_path, _sources(pred, tagged, new, model.files.name),
+                                     (model.files.name, _prediction_rows(row, labels, style)))
                         if operation.write_caption(item.caption_path, final):
                             summary.written += 1
                         else:
@@ -233,6 +244,32 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
             operation.close()
     summary.seconds = time.perf_counter() - started
     yield Finished(summary)
+
+
+# Confidences kept per label for --rethreshold: anything lower would never pass a sane threshold.
+PREDICTION_FLOOR = 0.05
+
+
+def _sources(pred, tagged: list[tuple[str, float]], written: list[str], model_name: str) -> dict:
+    source = f"tagger:{model_name}"
+    found: dict[str, tuple[str, float | None]] = {tag: (source, p) for tag, p in tagged}
+    for tag in written:  # the rating tag
+        found.setdefault(tag, (source, pred.rating_p))
+    return found
+
+
+def _prediction_rows(row, labels: Labels, style: CaptionStyle) -> list[tuple[str, int, float]]:
+    """(caption spelling, category, confidence) of every general/character label over the floor."""
+    import numpy as np
+
+    probs = np.asarray(row, dtype=np.float32)
+    rows = []
+    for columns in (labels.general, labels.character):
+        if columns.size == 0:
+            continue
+        keep = columns[probs[columns] >= PREDICTION_FLOOR]
+        rows.extend((style.spell(labels.names[i]), int(labels.categories[i]), float(probs[i])) for i in keep)
+    return rows
 
 
 def _command_line(config: TagConfig) -> str:

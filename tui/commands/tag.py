@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true",
                         help='print {"images", "written", "skipped", "provider", "results": [...]} as JSON')
     parser.add_argument("--list-models", action="store_true", help="list the known models and their thresholds")
+    parser.add_argument("--rethreshold", action="store_true",
+                        help="re-apply --general-threshold/--character-threshold/--mcut to the confidences stored "
+                             "by earlier runs (.lorakit/tags.sqlite) without loading a model; booru and user "
+                             "tags stay")
+    parser.add_argument("--ensemble", choices=("mean", "max"), default=None,
+                        help="with --rethreshold: combine the stored confidences of every model run so far")
     parser.set_defaults(func=run)
 
 
@@ -64,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(args, name):
             setattr(args, name, expand_at_files(getattr(args, name)))
     config = load_options(TagConfig, "tagger", args, dataset=args.dataset, path_or_id=("model",))
+    if args.rethreshold or args.ensemble:
+        return _rethreshold(args, config)
 
     from tagger.run import tag_dataset
 
@@ -80,4 +88,18 @@ def run(args: argparse.Namespace) -> int:
     failed = f", {summary.failed} unreadable" if summary.failed else ""
     print(f"tagged {summary.images} image(s) with {summary.model} on {summary.provider}: {done}, "
           f"{summary.skipped} skipped{failed}, {summary.unchanged} unchanged ({summary.seconds:.1f} s)")
+    return 0
+
+
+def _rethreshold(args: argparse.Namespace, config: TagConfig) -> int:
+    from tagger.rethreshold import rethreshold
+
+    summary = drive(rethreshold(args.dataset, config, ensemble=args.ensemble, dry_run=args.dry_run,
+                                collect=args.json), label="re-thresholding", quiet=args.json)
+    if args.json:
+        print_json(summary.to_dict())
+        return 0
+    done = f"{summary.would_write} would be written" if args.dry_run else f"{summary.written} written"
+    print(f"re-thresholded {summary.images} image(s) from the stored confidences of {', '.join(summary.models)}: "
+          f"{done}, {summary.skipped} skipped, {summary.unchanged} unchanged (no model loaded)")
     return 0

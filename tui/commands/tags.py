@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats = op("stats", "per tag, how many captions hold it; tags used once; likely typos", edits=False)
     stats.add_argument("--top", type=_count, metavar="N", help="list only the N most used tags")
     stats.add_argument("--concept", metavar="FOLDER", help="only this concept folder (5_alice or alice)")
+    stats.add_argument("--by-source", action="store_true",
+                       help="split each tag's count by where it came from (booru, tagger, caption, user, command; "
+                            "from .lorakit/tags.sqlite)")
     stats.set_defaults(func=run_stats)
 
     find = op("find", "list the items whose tags match QUERY", edits=False)
@@ -91,6 +94,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    if getattr(args, "by_source", False):
+        return _run_stats_by_source(args)
     from prep.tag_stats import tag_stats
 
     _check(args)
@@ -154,4 +159,27 @@ def run_edit(args: argparse.Namespace) -> int:
                                    caption_extension=args.caption_extension,
                                    command=command_line(f"tags {args.op}", args))
     print_report(report, args, verb="changed")
+    return 0
+
+
+def _run_stats_by_source(args: argparse.Namespace) -> int:
+    from prep.provenance import counts_by_source
+
+    _check(args)
+    counts = counts_by_source(args.dataset, args.caption_extension)
+    ordered = sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    if args.top is not None:
+        ordered = ordered[: args.top]
+    totals: dict[str, int] = {}
+    for _tag, by_kind in counts.items():
+        for kind, n in by_kind.items():
+            totals[kind] = totals.get(kind, 0) + n
+    if args.json:
+        print_json({"sources": totals, "by_source": [{"tag": tag, "count": sum(k.values()), "sources": k}
+                                                     for tag, k in ordered]})
+        return 0
+    print("tags by source: " + ", ".join(f"{kind} {n}" for kind, n in sorted(totals.items())))
+    for tag, by_kind in ordered:
+        parts = ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))
+        print(f"{sum(by_kind.values()):>6}  {tag}  ({parts})")
     return 0
