@@ -284,9 +284,9 @@ class LoraModule:
         matrix = weight.reshape(weight.shape[0], -1)
         if self.kind in ("lora", "locon") and not self.dora:
             up, down = self.factors(weight.dtype)
-            matrix.addmm_(up, down, alpha=ratio * self.scale)
+            matrix.addmm_(up.to(weight.device), down.to(weight.device), alpha=ratio * self.scale)
             return
-        matrix.add_(self.delta_matrix(weight.dtype), alpha=1.0 if self.dora else ratio)
+        matrix.add_(self.delta_matrix(weight.dtype).to(weight.device), alpha=1.0 if self.dora else ratio)
         if self.dora:
             weight.copy_(dora_rescale(weight, self.dora_scale, ratio))
 
@@ -296,7 +296,7 @@ def dora_rescale(weight: torch.Tensor, magnitude: torch.Tensor, ratio: float) ->
     per input column (m [1,in,..]), plus float32 eps as LyCORIS adds."""
     import torch
 
-    m = magnitude.to(torch.float32)
+    m = magnitude.to(weight.device, torch.float32)
     w = weight.to(torch.float32)
     per_out = m.shape[0] == w.shape[0] and m.numel() == w.shape[0]
     # the magnitude's layout follows the adapted layer (a linear LoRA may update a 1x1 conv)

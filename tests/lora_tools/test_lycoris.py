@@ -52,7 +52,7 @@ def targets(pipe) -> dict:
     return {**unet_lora_targets(pipe.unet, "sd1", conv=True), **text_encoder_lora_targets(pipe.text_encoder, "lora_te")}
 
 
-def build(pipe, algo: str, path: Path, *, dim: int = 4, alpha: float = 2.0, seed: int = 0) -> dict:
+def build(pipe, algo: str, path: Path, *, dim: int = 4, alpha: float = 2.0, seed: int = 0, std: float = 0.1) -> dict:
     """LyCORIS modules on every kohya target of the tiny model, random (trained-looking) weights, saved
     as LyCORIS saves them (`<kohya name>.<custom_state_dict key>`). Returns {name: (module, layer)}."""
     cls, kwargs = lycoris_class(algo)
@@ -63,7 +63,7 @@ def build(pipe, algo: str, path: Path, *, dim: int = 4, alpha: float = 2.0, seed
         with torch.no_grad():
             for pname, p in module.named_parameters():
                 if pname.startswith(("lora_", "hada_", "lokr_")):
-                    p.normal_(0, 0.1)
+                    p.normal_(0, std)
                 elif pname == "dora_scale":
                     p.mul_(1 + 0.2 * torch.rand_like(p))
         module.eval()
@@ -188,3 +188,30 @@ def test_unsupported_lycoris_algorithm_is_named(tmp_path: Path, capsys):
     assert main(["lora", "info", str(path)]) == 1
     err = capsys.readouterr().err
     assert "OFT" in err and str(path) in err
+
+
+def test_preview_of_lycoris_equals_the_merged_model(sd1, tiny_sd1: Path, tmp_path: Path, capsys):
+    """`lora preview` patches LoHa/LoKr/DoRA weights with the merge's exact update, then restores them."""
+    import numpy as np
+
+    from prep.events import Finished
+    from trainer.lora_tools.pipelines import load_pipeline
+    from trainer.lora_tools.preview import render_preview
+
+    path = tmp_path / "loha-dora.safetensors"
+    build(sd1, "loha-dora", path, seed=7, std=0.6)
+    merged = tmp_path / "merged"
+    assert main(["lora", "merge", "--base", str(tiny_sd1), "--lora", f"{path}:0.8", "--out", str(merged),
+                 "--format", "diffusers"]) == 0
+    capsys.readouterr()
+    pipe = load_pipeline(tiny_sd1)
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    events = list(render_preview(tiny_sd1, path, "a photo", weights=[0.8], steps=1, seed=2, pipe=pipe))
+    images = next(e.summary for e in events if isinstance(e, Finished))["images"]
+    assert all(torch.equal(v, before[k]) for k, v in pipe.unet.state_dict().items())  # weights restored
+    merged_pipe = load_pipeline(merged)
+    reference = merged_pipe("a photo", num_inference_steps=1, width=64, height=64,
+                            generator=torch.Generator().manual_seed(2)).images[0]
+    got = np.asarray(images[1][1], dtype=np.float32)
+    assert np.abs(got - np.asarray(reference, dtype=np.float32)).max() <= 1
+    assert np.abs(got - np.asarray(images[0][1], dtype=np.float32)).mean() > 0.1  # and it changes the image

@@ -11,7 +11,7 @@ from prep.events import Advanced, Finished, Started
 from prep.fsio import atomic_write_bytes
 
 from .errors import LoraToolError
-from .io import detect_architecture, load_lora
+from .io import LoraFile, detect_architecture, load_lora
 from .pipelines import default_size, load_pipeline
 
 LABEL_HEIGHT = 18
@@ -45,17 +45,21 @@ def render_preview(base: str | Path, lora_path: str | Path, prompt: str, *, weig
     if (arch == "SDXL") != pipe_sdxl:
         raise LoraToolError(f"{lora.path}: an {arch} LoRA cannot be previewed on the "
                             f"{'SDXL' if pipe_sdxl else 'SD1/SD2'} model {base}")
-    try:
-        pipe.load_lora_weights(str(lora.path), adapter_name="preview")
-    except Exception as exc:  # diffusers refuses keys it cannot place
-        raise LoraToolError(f"{lora.path}: diffusers cannot load this LoRA ({str(exc)[:200]})") from None
+    patch = WeightPatch(pipe, lora) if needs_weight_patch(lora) else None
+    if patch is None:
+        try:
+            pipe.load_lora_weights(str(lora.path), adapter_name="preview")
+        except Exception as exc:  # diffusers refuses keys it cannot place
+            raise LoraToolError(f"{lora.path}: diffusers cannot load this LoRA ({str(exc)[:200]})") from None
     width, height = size or default_size(pipe)
     chosen = preview_weights(weight, weights)
     yield Started("preview", len(chosen))
     images = []
     try:
         for w in chosen:
-            if w == 0:
+            if patch is not None:
+                patch.set(w)
+            elif w == 0:
                 pipe.disable_lora()
             else:
                 pipe.enable_lora()
@@ -66,9 +70,56 @@ def render_preview(base: str | Path, lora_path: str | Path, prompt: str, *, weig
             images.append((w, result.images[0]))
             yield Advanced(1, f"weight {w:g}")
     finally:
-        pipe.enable_lora()
-        pipe.delete_adapters(["preview"])
+        if patch is not None:
+            patch.set(0.0)
+        else:
+            pipe.enable_lora()
+            pipe.delete_adapters(["preview"])
     yield Finished({"images": images, "grid": make_grid(images)})
+
+
+def needs_weight_patch(lora: LoraFile) -> bool:
+    """LoHa, LoKr, Tucker LoCon and DoRA (LyCORIS's) are previewed by patching weights with lorakit's exact
+    update (diffusers' loader does not place them, or computes DoRA differently); plain LoRA/LoCon go
+    through diffusers' own loader, as users' pipelines load them."""
+    return lora.dora or any(m.kind in ("loha", "lokr") or m.mid is not None for m in lora.modules.values())
+
+
+class WeightPatch:
+    """The pipeline's adapted weights set to W0 + weight·ΔW (the merge's `LoraModule.apply`), W0 kept aside."""
+
+    def __init__(self, pipe: Any, lora: LoraFile) -> None:
+        from trainer.lora_keys import text_encoder_lora_targets, text_encoder_prefixes, unet_lora_targets
+
+        sdxl = hasattr(pipe, "text_encoder_2")
+        model_type = "sdxl" if sdxl else "sd1"
+        found = dict(unet_lora_targets(pipe.unet, model_type, conv=True))
+        encoders = [pipe.text_encoder, pipe.text_encoder_2] if sdxl else [pipe.text_encoder]
+        for prefix, encoder in zip(text_encoder_prefixes(model_type), encoders, strict=False):
+            found.update(text_encoder_lora_targets(encoder, prefix))
+            if not sdxl:  # diffusers' kohya export names the SD1 encoder lora_te1
+                found.update(text_encoder_lora_targets(encoder, "lora_te1"))
+        missing = [n for n in lora.modules if n not in found]
+        if missing:
+            raise LoraToolError(f"{lora.path}: {len(missing)} of {len(lora.modules)} modules do not exist in this "
+                                f"model (e.g. {missing[0]}); the LoRA was made for a different model")
+        self.targets = []
+        for name, module in lora.modules.items():
+            layer = found[name][1]
+            if not module.fits(tuple(layer.weight.shape)):
+                raise LoraToolError(f"{lora.path}: module {name} does not fit the model's weight "
+                                    f"{tuple(layer.weight.shape)}; the LoRA was made for a different model")
+            self.targets.append((module, layer, layer.weight.detach().clone()))
+
+    def set(self, weight: float) -> None:
+        import torch
+
+        with torch.no_grad():
+            for module, layer, original in self.targets:
+                w = original.to(torch.float32, copy=True)
+                if weight != 0:
+                    module.apply(w, weight)
+                layer.weight.copy_(w.to(layer.weight.dtype))
 
 
 def make_grid(images: list[tuple[float, Any]]) -> Any:
