@@ -84,7 +84,8 @@ def parse_lora_spec(spec: str, default: float = 1.0, what: str = "RATIO") -> tup
     spec names an existing file.
     """
     head, sep, tail = spec.rpartition(":")
-    if sep and head and not (len(head) == 1 and head.isalpha()):
+    drive = len(head) == 1 and head.isalpha() and tail[:1] in ("\\", "/")  # C:\\x.safetensors
+    if sep and head and not drive:
         try:
             ratio = float(tail)
         except ValueError:
