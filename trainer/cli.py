@@ -55,6 +55,8 @@ class HumanProgress:
                 self.last_print = time.time()
         elif name in ("save", "sample"):
             out.write(("\n" if self.tty else "") + f"{name}: {event['path']}\n")
+        elif name == "load":
+            out.write(("\n" if self.tty else "") + f"loading: {event['what']}\n")
         elif name == "warning":
             out.write(("\n" if self.tty else "") + f"warning: {event['message']}\n")
         elif name == "done":
@@ -91,7 +93,9 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
 
         raise TrainError(f"--events {args.events}: cannot write ({exc.strerror})") from None
     human = HumanProgress() if args.events != "-" and main_rank else None
-    emit = fan_out(writer, human)
+    # "load" notices go to the human lines only: the events file starts with "start", as readers expect
+    # (the TUI shows the notices from the log while it waits for that first event).
+    emit = fan_out(_without_load(writer) if writer is not None else None, human)
     try:
         from prep.errors import UserError
         from trainer.checks import DeviceInfo, check_config
@@ -111,6 +115,14 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
         if writer is not None:
             writer.close()
     return 0
+
+
+def _without_load(sink):
+    def write(event: dict[str, Any]) -> None:
+        if event.get("event") != "load":
+            sink(event)
+
+    return write
 
 
 def quiet_libraries() -> None:

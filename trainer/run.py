@@ -90,15 +90,18 @@ def train(config: TrainConfig, emit: EventSink | None = None) -> Path:
 
     for message in warnings:
         send("warning", message=message)
+    send("load", what="checking the dataset")
     check_dataset(config, lambda message: send("warning", message=message))
 
     from trainer.data import build_training_set
 
+    send("load", what="reading the images and captions")
     training = build_training_set(config)
     max_token_length = resolve_max_token_length(config, [img.caption for img in training.images])
 
     from trainer.models import base_model_version, load_models
 
+    send("load", what=f"loading the base model {config.pretrained_model}")
     models = load_models(config, lambda message: send("warning", message=message))
     if models.is_sdxl and config.bucket_reso_steps % 32:
         raise TrainError(f"bucket_reso_steps must be a multiple of 32 for SDXL, not {config.bucket_reso_steps}")
@@ -309,6 +312,8 @@ class _Trainer:
             position = state["position"]
             global_step, start_epoch, start_batch = (int(position["step"]), int(position["epoch"]),
                                                      int(position["batch"]))
+        if config.cache_latents:
+            self.send("load", what="caching latents")
         cache = self._build_cache()
         if not config.cache_latents:
             self.models.vae.requires_grad_(False)

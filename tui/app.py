@@ -212,13 +212,7 @@ class LorakitApp(App[None]):
             self.exit()
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                train.action_stop()  # the trainer saves its state; it is not left running unseen
-                self.exit()
-
-        self.push_screen(ConfirmScreen("Training is running. Stop it (its state is saved) and quit?",
-                                       yes="Stop and quit"), answered)
+        train.ask_quit()  # stop the run (its state is saved), leave it running, or stay
 
 
 def make_app(workspace: Path, trainer_command: Sequence[str] | None = None,

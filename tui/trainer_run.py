@@ -68,14 +68,21 @@ def parse_event_line(line: bytes | str) -> dict[str, Any] | None:
 
 @dataclass
 class TrainerRun:
-    """One training run: the process (None when only reading a past run's file) and its files."""
+    """One training run: its process (or the pid of one found running), its events file and its log.
+
+    A run started here has `process`; one found on disk by its events file has the pid from the
+    `.pid` file beside it while that trainer still runs (reattach), else neither (a past run).
+    """
 
     events: Path
     log: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+    argv: tuple[str, ...] = ()
 
     @classmethod
-    def start(cls, workspace: Workspace, command: Sequence[str] = TRAINER_COMMAND) -> TrainerRun:
+    def start(cls, workspace: Workspace, command: Sequence[str] = TRAINER_COMMAND,
+              extra: Sequence[str] = ()) -> TrainerRun:
         """Start the trainer on the workspace's `[train]` table, events to a new file under `.lorakit/runs`."""
         workspace.runs.mkdir(parents=True, exist_ok=True)
         stem = time.strftime("%Y%m%d-%H%M%S")
@@ -85,16 +92,27 @@ class TrainerRun:
             n += 1
             events = workspace.runs / f"{stem}-{n}.jsonl"
         log = events.with_suffix(".log")
-        argv = [*command, "--config", str(workspace.config_file), "--events", str(events)]
+        argv = [*command, "--config", str(workspace.config_file), "--events", str(events), *extra]
         with open(log, "wb") as out:
             # Own session: the terminal's Ctrl+C goes to the TUI only; Stop sends SIGINT on purpose.
             process = subprocess.Popen(argv, cwd=workspace.root, stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        return cls(events, log, process)
+        pid_file(events).write_text(f"{process.pid}\n", encoding="ascii")
+        return cls(events, log, process, process.pid, tuple(argv))
+
+    @classmethod
+    def attach(cls, events: Path) -> TrainerRun:
+        """A run found by its events file: followed live when its trainer still runs."""
+        events = Path(events)
+        log = events.with_suffix(".log")
+        pid = live_trainer_pid(events)
+        return cls(events, log if log.is_file() else None, None, pid)
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is not None:
+            return self.process.poll() is None
+        return self.pid is not None and _alive(self.pid)
 
     def poll(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -103,9 +121,11 @@ class TrainerRun:
         """Ask the trainer to stop (it saves its state at the next step); False when not running."""
         if not self.running:
             return False
-        assert self.process is not None
         try:
-            self.process.send_signal(signal.SIGINT)
+            if self.process is not None:
+                self.process.send_signal(signal.SIGINT)
+            else:
+                os.kill(self.pid, signal.SIGINT)  # type: ignore[arg-type]
         except ProcessLookupError:
             return False
         return True
@@ -171,3 +191,107 @@ def describe_event(event: dict[str, Any]) -> str | None:
         return (f"done: {event.get('path', '')} ({event.get('steps', '?')} steps, "
                 f"{format_duration(event.get('seconds'))})")
     return None if name == "step" else f"{name}: {json.dumps(event, ensure_ascii=False)[:200]}"
+
+
+def pid_file(events: Path) -> Path:
+    return Path(events).with_suffix(".pid")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def live_trainer_pid(events: Path) -> int | None:
+    """The pid recorded beside the events file when that process still runs and is a trainer."""
+    try:
+        pid = int(pid_file(events).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    if not _alive(pid):
+        return None
+    try:
+        if b"trainer" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None  # the pid was reused by another program
+    except OSError:
+        pass
+    return pid
+
+
+def is_final_event(event: dict[str, Any]) -> bool:
+    """done, error, or the trainer's "interrupted at step N" warning (how a stopped run ends)."""
+    name = event.get("event")
+    return name in TERMINAL_EVENTS or (name == "warning" and str(event.get("message", "")).startswith(
+        "interrupted at step"))
+
+
+def run_outcome(final: dict[str, Any] | None, interrupted: dict[str, Any] | None, code: int | None) -> str:
+    """finished, stopped, failed or ended (no final event, e.g. killed) for a run that is over.
+
+    The trainer ends a stopped run with its "interrupted at step N" warning, not with done or error.
+    """
+    if final is not None and final.get("event") == "done":
+        return "finished"
+    if final is not None and final.get("event") == "error":
+        return "failed"
+    if code in (130, -signal.SIGINT) or (interrupted is not None and code in (None, 0)):
+        return "stopped"
+    if code == 0:
+        return "finished"
+    if code is not None:
+        return "failed"
+    return "ended"
+
+
+def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with debiasing (TensorBoard's smoothing)."""
+    out, last, norm = [], 0.0, 0.0
+    for value in values:
+        last = weight * last + (1 - weight) * value
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm if norm else value)
+    return out
+
+
+ADVICE = (
+    ("out of memory", "Lower the VRAM: gradient_checkpointing = true, cache_latents = true, a smaller "
+                      "train_batch_size or network_dim, optimizer = AdamW8bit (the estimate on the Config tab "
+                      "shows what each saves)."),
+    ("needs a gpu", "This machine has no CUDA GPU: set mixed_precision = no."),
+    ("diverged", "Lower learning_rate (and text_encoder_lr), or use mixed_precision = bf16; R resumes from the "
+                 "last good state."),
+    ("dataset rejected", "Open the Validate screen (6) to see and fix the dataset's problems."),
+    ("no base model", "Set pretrained_model on the Config tab: a diffusers folder, a .safetensors file or a hub id."),
+)
+
+
+def advice_for(message: str) -> str:
+    """What to do about a trainer error (the trainer's message often says it already)."""
+    lower = message.lower()
+    return next((advice for key, advice in ADVICE if key in lower), "")
+
+
+def events_progress(events: Path) -> tuple[int | None, int | None]:
+    """(last step, total steps) of an events file (None when not known yet)."""
+    step = total = None
+    try:
+        with open(events, "rb") as fh:
+            for line in fh:
+                event = parse_event_line(line)
+                if event is None:
+                    continue
+                if event["event"] == "start" and isinstance(event.get("total_steps"), int):
+                    total = event["total_steps"]
+                elif event["event"] == "step" and isinstance(event.get("step"), int):
+                    step = event["step"]
+    except OSError:
+        return None, None
+    return step, total

@@ -9,20 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Log, ProgressBar, Static
+from textual.widgets import Button, ProgressBar, Static
 
 from tests.tui.conftest import wait_until
 from tui.app import make_app
-from tui.screens.train import TrainScreen
+from tui.screens.train import QuitWhileTraining, TrainScreen
 from tui.trainer_run import TrainerRun
-from tui.widgets.confirm import ConfirmScreen
 
 pytestmark = pytest.mark.asyncio
 STANDIN = [sys.executable, str(Path(__file__).with_name("standin_trainer.py"))]
 
 
 def log_text(screen: TrainScreen) -> str:
-    return "\n".join(screen.query_one("#train-log", Log).lines)
+    return "\n".join(screen.log_lines)
 
 
 def status(screen: TrainScreen) -> str:
@@ -85,7 +84,7 @@ async def test_start_and_stop_a_trainer_process(workspace: Path):
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await open_train(pilot)
         assert screen.query_one("#stop", Button).disabled
-        await pilot.press("s")
+        await pilot.press("ctrl+r")
         assert screen.running and screen.query_one("#start", Button).disabled
         bar = screen.query_one("#train-progress", ProgressBar)
         await wait_until(pilot, lambda: (bar.progress or 0) >= 3, what="three steps")
@@ -93,8 +92,8 @@ async def test_start_and_stop_a_trainer_process(workspace: Path):
 
         await pilot.press("q")  # quitting while training asks first
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("n")
+        assert isinstance(app.screen, QuitWhileTraining)
+        await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen and screen.running
 
@@ -120,14 +119,16 @@ async def test_real_trainer_error_is_shown(workspace: Path):
     app = make_app(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await open_train(pilot)
-        await pilot.click("#start")
+        await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: screen.trainer is not None and not screen.running, timeout=90,
                          what="the trainer to fail")
         await app.workers.wait_for_complete()
         await pilot.pause()
         text = log_text(screen)
         assert any(x.startswith("error: ") and "pretrained_model" in x for x in text.splitlines())
-        assert "exit code 1" in text and "exited with code 1" in status(screen)
+        assert "exit code 1" in text and "failed (exit code 1)" in status(screen)
+        error = str(screen.query_one("#train-error", Static).render())
+        assert "pretrained_model" in error and "Set pretrained_model on the Config tab" in error  # line + advice
 
 
 async def test_reopening_shows_the_last_run(workspace: Path):
@@ -153,3 +154,54 @@ async def test_reopening_shows_the_last_run(workspace: Path):
         assert f"last run: {newest}" in log_text(screen)
         assert status(screen).startswith("step 8/8  epoch 2") and status(screen).endswith("finished")
         assert not screen.running and not screen.query_one("#start", Button).disabled
+
+
+async def test_a_stopped_run_reads_as_stopped_after_reopening(workspace: Path):
+    """The trainer ends a stopped run with its "interrupted" warning, not done/error: not live, stopped."""
+    runs = workspace / ".lorakit" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "20260103-100000.jsonl").write_text(
+        line("start", total_steps=50, epochs=1, images=5, config={})
+        + "".join(line("step", step=s, epoch=1, loss=0.1, lr=1e-4, it_per_s=1.0, eta_s=50 - s) for s in (1, 2, 3))
+        + line("save", step=3, path="output/lora-step00000003.safetensors")
+        + line("warning", message="interrupted at step 3; state saved to X; continue with --resume X"))
+    (runs / "20260103-100000.pid").write_text("999999999\n")  # a trainer that is long gone
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: "stopped" in status(screen), what="the stopped verdict")
+        assert not screen.running and screen.query_one("#stop", Button).disabled
+        assert status(screen).startswith("step 3/50")
+
+
+async def test_queue_add_lists_the_form_as_a_job(workspace: Path):
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        screen.query_one("#field-pretrained_model").value = "org/some-model"  # a hub id: no file needed
+        await pilot.pause()
+        await pilot.press("a")
+        await pilot.pause()
+        from textual.widgets import DataTable
+
+        table = screen.query_one("#queue-table", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1, what="the queued job")
+        row = table.get_row_at(0)
+        assert row[1] == "queued" and row[2] == "lora"
+        jobs = list((workspace / ".lorakit" / "queue").glob("*.toml"))
+        assert len(jobs) == 1 and 'pretrained_model = "org/some-model"' in jobs[0].read_text()
+
+
+async def test_live_validation_marks_fields_without_torch(workspace: Path):
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        field = screen.query_one("#field-resolution")
+        field.value = "500"
+        await pilot.pause()
+        await wait_until(pilot, lambda: field.has_class("invalid"), what="the resolution marked")
+        assert "resolution 500 must be a multiple of 8" in str(screen.query_one("#train-problems", Static).render())
+        field.value = "512"
+        await wait_until(pilot, lambda: not field.has_class("invalid"), what="the mark cleared")
+        estimate = str(screen.query_one("#train-estimate", Static).render())
+        assert "GB VRAM" in estimate and "gradient_checkpointing = true" in estimate
