@@ -55,8 +55,6 @@ class HumanProgress:
                 self.last_print = time.time()
         elif name in ("save", "sample"):
             out.write(("\n" if self.tty else "") + f"{name}: {event['path']}\n")
-        elif name == "load":
-            out.write(("\n" if self.tty else "") + f"loading: {event['what']}\n")
         elif name == "warning":
             out.write(("\n" if self.tty else "") + f"warning: {event['message']}\n")
         elif name == "done":
@@ -93,9 +91,7 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
 
         raise TrainError(f"--events {args.events}: cannot write ({exc.strerror})") from None
     human = HumanProgress() if args.events != "-" and main_rank else None
-    # "load" notices go to the human lines only: the events file starts with "start", as readers expect
-    # (the TUI shows the notices from the log while it waits for that first event).
-    emit = fan_out(_without_load(writer) if writer is not None else None, human)
+    emit = fan_out(writer, human)
     try:
         from prep.errors import UserError
         from trainer.checks import DeviceInfo, check_config
@@ -104,7 +100,7 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
         try:
             check_config(copy.deepcopy(config), DeviceInfo.guess())  # before torch and diffusers are imported
             quiet_libraries()
-            train(config, emit)
+            train(config, emit, notice=_print_loading if args.events != "-" and main_rank else None)
         except KeyboardInterrupt:
             return 130
         except UserError as exc:
@@ -117,12 +113,9 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
     return 0
 
 
-def _without_load(sink):
-    def write(event: dict[str, Any]) -> None:
-        if event.get("event") != "load":
-            sink(event)
-
-    return write
+def _print_loading(what: str) -> None:
+    """What loads before the first step, as a line (the TUI shows it from the trainer's log)."""
+    print(f"loading: {what}", file=sys.stderr, flush=True)
 
 
 def quiet_libraries() -> None:

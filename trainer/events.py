@@ -1,6 +1,6 @@
 """The trainer's event stream: one JSON object per line (`"event"` first) to a file or stdout.
 
-Events: load {what} (what is loading before the first step; printed, not written to the events file), start {total_steps, epochs, images, config}, step {step, epoch, loss, lr, it_per_s,
+Events: start {total_steps, epochs, images, config}, step {step, epoch, loss, lr, it_per_s,
 eta_s}, sample {step, path}, save {step, path}, warning {message}, error {message},
 done {path, steps, seconds}.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-EVENT_NAMES = ("load", "start", "step", "sample", "save", "warning", "error", "done")
+EVENT_NAMES = ("start", "step", "sample", "save", "warning", "error", "done")
 
 EventSink = Callable[[dict[str, Any]], None]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,12 @@ def plan_steps(config: TrainConfig, local_batches: int) -> tuple[int, int, int]:
     return per_epoch, 10, per_epoch * 10
 
 
-def train(config: TrainConfig, emit: EventSink | None = None) -> Path:
-    """Run the training described by config; returns the final LoRA file's path."""
+def train(config: TrainConfig, emit: EventSink | None = None,
+          notice: Callable[[str], None] | None = None) -> Path:
+    """Run the training described by config; returns the final LoRA file's path.
+
+    notice(what) hears what is loading before the first step (the CLI prints it; it is no event).
+    """
     # The config first, without torch: a mistake is reported in milliseconds, not after 8 s of imports.
     warnings = check_config(config, DeviceInfo.guess())
     import torch
@@ -88,27 +93,33 @@ def train(config: TrainConfig, emit: EventSink | None = None) -> Path:
         if main and emit is not None:
             emit(make_event(name, **fields))
 
+    def loading(what: str) -> None:
+        if main and notice is not None:
+            notice(what)
+
     for message in warnings:
         send("warning", message=message)
-    send("load", what="checking the dataset")
+    loading("checking the dataset")
     check_dataset(config, lambda message: send("warning", message=message))
 
     from trainer.data import build_training_set
 
-    send("load", what="reading the images and captions")
+    loading("reading the images and captions")
     training = build_training_set(config)
     max_token_length = resolve_max_token_length(config, [img.caption for img in training.images])
 
     from trainer.models import base_model_version, load_models
 
-    send("load", what=f"loading the base model {config.pretrained_model}")
+    loading(f"the base model {config.pretrained_model}")
     models = load_models(config, lambda message: send("warning", message=message))
     if models.is_sdxl and config.bucket_reso_steps % 32:
         raise TrainError(f"bucket_reso_steps must be a multiple of 32 for SDXL, not {config.bucket_reso_steps}")
     device = accelerator.device
     weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-    return _Trainer(config, accelerator, models, training, max_token_length, weight_dtype, precision, send,
-                    base_model_version(models.model_type), device, rank, world).run()
+    trainer = _Trainer(config, accelerator, models, training, max_token_length, weight_dtype, precision, send,
+                       base_model_version(models.model_type), device, rank, world)
+    trainer.loading = loading
+    return trainer.run()
 
 
 class _Trainer:
@@ -118,6 +129,7 @@ class _Trainer:
         self.max_token_length, self.weight_dtype, self.precision = max_token_length, weight_dtype, precision
         self.send, self.base_version, self.device, self.rank, self.world = send, base_version, device, rank, world
         self.main = accelerator.is_main_process
+        self.loading: Callable[[str], None] = lambda what: None
         self.output_dir = Path(config.output_dir)
         self.last_save: Path | None = None
 
@@ -313,7 +325,7 @@ class _Trainer:
             global_step, start_epoch, start_batch = (int(position["step"]), int(position["epoch"]),
                                                      int(position["batch"]))
         if config.cache_latents:
-            self.send("load", what="caching latents")
+            self.loading("caching latents")
         cache = self._build_cache()
         if not config.cache_latents:
             self.models.vae.requires_grad_(False)

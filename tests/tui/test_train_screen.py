@@ -205,3 +205,56 @@ async def test_live_validation_marks_fields_without_torch(workspace: Path):
         await wait_until(pilot, lambda: not field.has_class("invalid"), what="the mark cleared")
         estimate = str(screen.query_one("#train-estimate", Static).render())
         assert "GB VRAM" in estimate and "gradient_checkpointing = true" in estimate
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trainer.tiny_model import build_tiny_sd1
+
+    return build_tiny_sd1(tmp_path_factory.mktemp("models") / "tiny-sd1")
+
+
+@pytest.mark.slow
+async def test_real_trainer_start_stop_leave_reattach_resume(workspace: Path, tiny_base: Path):
+    """The real trainer on the tiny model: progress and the loss plot, quit leaving it running, the
+    reopened app reattaches by its events file, x stops it (state saved), R resumes from that state."""
+    from prep.toml_edit import update_table
+
+    update_table(workspace / "lorakit.toml", "train", {
+        "pretrained_model": str(tiny_base), "resolution": "64", "min_bucket_reso": 32, "max_bucket_reso": 128,
+        "bucket_reso_steps": 32, "network_dim": 4, "network_alpha": 2.0, "max_train_steps": 60,
+        "mixed_precision": "no", "output_name": "pilot"})
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("ctrl+r")
+        assert screen.running
+        await wait_until(pilot, lambda: len(screen.losses) >= 2, timeout=300, what="two steps")
+        await wait_until(pilot, lambda: screen.plot_updates >= 1, timeout=10, what="the loss plot")
+        assert status(screen).startswith("step ") and "/60" in status(screen)
+        events = screen.trainer.events
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitWhileTraining)
+        await pilot.press("l")  # leave it running
+        await pilot.pause()
+    app = make_app(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: screen.trainer is not None and screen.trainer.events == events, what="reattach")
+        assert screen.running and f"last run: {events}" in log_text(screen)
+        await wait_until(pilot, lambda: len(screen.losses) >= 1, timeout=60, what="steps after reattaching")
+        await pilot.press("x")
+        await wait_until(pilot, lambda: not screen.running, timeout=300, what="the trainer to stop")
+        await wait_until(pilot, lambda: "stopped" in status(screen), timeout=30, what="the stopped verdict")
+        stopped_at = screen.losses[-1][0]
+        assert stopped_at < 60
+        state = screen.resume_state()
+        assert state is not None and state.name == f"pilot-step{stopped_at:08d}-state"
+        await pilot.press("R")
+        await wait_until(pilot, lambda: screen.running and screen.trainer.events != events, what="the resumed run")
+        assert "--resume" in screen.trainer.argv
+        await wait_until(pilot, lambda: screen.finished is not None, timeout=600, what="the resumed run to finish")
+        assert screen.finished["event"] == "done", log_text(screen)
+        assert screen.losses[0][0] == stopped_at + 1 and screen.losses[-1][0] == 60
+        await wait_until(pilot, lambda: "finished" in status(screen), timeout=30, what="finished")

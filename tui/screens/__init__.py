@@ -30,7 +30,7 @@ SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("5", "concept", "Concept", "tui.screens.concept:ConceptScreen"),
     ScreenSpec("6", "validate", "Validate", "tui.screens.validate:ValidateScreen"),
     ScreenSpec("7", "train", "Train", "tui.screens.train:TrainScreen"),
-    # ScreenSpec("8", "models", "Models", "tui.screens.models:ModelsScreen"),  (issue 13)
+    ScreenSpec("8", "models", "Models", "tui.screens.models:ModelsScreen"),
 )
 
 
