@@ -12,7 +12,9 @@ from booru.config import ScrapeConfig
 from booru.download import DownloadResult, remove_stale_parts
 from booru.errors import BooruUsageError
 from booru.post import Post
+from prep.captions import format_caption, parse_caption
 from prep.journal import Journal, Operation
+from prep.provenance import note_sources
 
 
 def target_folder(config: ScrapeConfig) -> Path:
@@ -63,8 +65,16 @@ def commit_download(result: DownloadResult, folder: Path, writer: Writer, catego
     if final.exists():
         op.delete(final)  # an older file under our name that the archive did not know
     op.move(result.part, final)
-    op.write_caption(folder / f"{post.stem}.txt", caption_tags(post.tags, categories))
+    write_post_caption(op, folder / f"{post.stem}.txt", post, categories)
     return final
+
+
+def write_post_caption(op: Operation, caption: Path, post: Post, categories: tuple[str, ...]) -> bool:
+    """Write a post's caption, its tags recorded in the tag store as `booru:<site>:<post id>`."""
+    tags = caption_tags(post.tags, categories)
+    source = f"booru:{post.site}:{post.id}"
+    note_sources(op, caption, {tag: (source, None) for tag in parse_caption(format_caption(tags))})
+    return op.write_caption(caption, tags)
 
 
 def already_present(post: Post, folder: Path, archive: Archive, writer: Writer,
@@ -81,7 +91,7 @@ def already_present(post: Post, folder: Path, archive: Archive, writer: Writer,
         return False
     caption = final.with_suffix(".txt") if archived is None else (archive.root / archived.file).with_suffix(".txt")
     if present and not caption.exists():
-        writer.get().write_caption(caption, caption_tags(post.tags, categories))
+        write_post_caption(writer.get(), caption, post, categories)
     return present
 
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prep.captions import TAG_SEPARATOR, CaptionEncodingError, decode_caption_bytes
+from prep.captions import TAG_SEPARATOR, CaptionEncodingError, decode_caption_bytes, parse_caption
 from prep.config import option
 from prep.dataset import Dataset, Item
 from prep.events import Advanced, Event, Finished, Started, Warned
 from prep.journal import Journal, Operation
+from prep.provenance import note_sources
 from tagger.errors import TaggerError
 from tagger.models import hub_errors, quiet_hub_logs
 from tagger.preprocess import ImageLoadError, open_rgb
@@ -293,6 +294,9 @@ def caption_dataset(root: str | Path, config: CaptionConfig, *, dry_run: bool = 
                     else:
                         if operation is None:
                             operation = Journal(dataset.root).begin(_command_line(config))
+                        sentence_tags = parse_caption(f"{config.prefix}{sentence}")
+                        note_sources(operation, item.caption_path,
+                                     {tag: (f"caption:{config.model}", None) for tag in sentence_tags})
                         if operation.write_text(item.caption_path, final):
                             summary.written += 1
                         else:

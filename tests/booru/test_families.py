@@ -30,6 +30,14 @@ def test_each_family_saves_the_first_posts_with_true_md5s_and_captions(family, e
         assert caption.startswith(f"character {post.id % 3}, some series, 1girl, long hair, ^_^, tag {post.id}")
         assert "artist x" not in caption and "highres" not in caption
     assert not list(result.folder.glob("*.part"))
+    from prep.provenance import read_store
+
+    store = read_store(result.folder)  # each tag's source is the post it came from
+    post = wanted[0]
+    sources = store.sources(f"{family}_{post.id}.png",
+                            (result.folder / f"{family}_{post.id}.txt").read_bytes())
+    store.close()
+    assert sources and {s.source for s in sources.values()} == {f"booru:{SITE_OF[family]}:{post.id}"}
     agent = f"lorakit/{prep.__version__} (+{prep.PROJECT_URL})"
     assert emu.log and all(entry["ua"] == agent for entry in emu.log)
 

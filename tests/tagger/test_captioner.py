@@ -103,6 +103,12 @@ def test_modes_and_append_to_tags(tmp_path, blip_dir, capsys):
     out = run_json(capsys, root, "--model", blip_dir, "--max-length", "5", "--append-to-tags")
     s0 = sentence0(out)
     assert caption_of(root, 0) == f"{tags}, {s0}"
+    from prep.provenance import read_store
+
+    store = read_store(root)  # the sentence's source is the captioner; the existing tags are the user's
+    sources = store.sources("5_mayu/img0.png", (root / "5_mayu" / "img0.txt").read_bytes())
+    store.close()
+    assert sources["1girl"].source == "user" and sources[s0.split(",")[0].strip()].source == f"caption:{blip_dir}"
     (root / "5_mayu" / "img0.txt").write_text(tags, encoding="utf-8")
     out = run_json(capsys, root, "--model", blip_dir, "--max-length", "5", "--mode", "prepend")
     assert caption_of(root, 0) == f"{sentence0(out)}, {tags}"
