@@ -122,8 +122,8 @@ def main() -> None:
 
     import numpy as np
 
+    from prep.cores import usable_cores
     from prep.hash_index import group_hashes, hamming_pairs
-    from prep.phash import usable_cores
 
     cores = usable_cores()
     rows: list[tuple[str, str, str, str]] = []

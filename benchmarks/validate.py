@@ -29,8 +29,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prep.clip_tokens import count_tokens  # noqa: E402
+from prep.cores import usable_cores as available_cores  # noqa: E402
 from prep.validate import ValidateOptions, validate  # noqa: E402
-from prep.validation.runner import available_cores  # noqa: E402
 
 FORMATS = (("png", "PNG", {"compress_level": 1}), ("jpg", "JPEG", {"quality": 90}),
            ("webp", "WEBP", {"quality": 80, "method": 0}))

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from booru.errors import BooruUsageError
 from booru.post import CATEGORY_ORDER, UNCATEGORIZED
-from prep.captions import underscores_to_spaces
+from prep.captions import underscores_to_spaces, unique_tags
 
 DEFAULT_CATEGORIES = "character,copyright,general"
 
@@ -35,12 +35,5 @@ def caption_tags(tags: Mapping[str, Iterable[str]], categories: Iterable[str]) -
         sources = [tags[UNCATEGORIZED]]
     else:
         sources = [tags.get(c, ()) for c in CATEGORY_ORDER if c in wanted]
-    out: list[str] = []
-    seen: set[str] = set()
-    for group in sources:
-        for tag in group:
-            text = caption_tag(tag)
-            if text and text not in seen:
-                seen.add(text)
-                out.append(text)
-    return out
+    texts = (caption_tag(tag) for group in sources for tag in group)
+    return unique_tags((text for text in texts if text), key=str)

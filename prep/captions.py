@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prep.errors import PrepError
@@ -113,3 +113,17 @@ def tag_key(tag: str) -> str:
     if tag in KAOMOJI:
         return tag
     return _WHITESPACE.sub(" ", tag.replace("_", " ")).strip().lower()
+
+
+def unique_tags(tags: Iterable[str], key: Callable[[str], str] = tag_key, *,
+                present: Iterable[str] = ()) -> list[str]:
+    """The first spelling of each tag, in order: later tags with the same `key` (and tags whose key
+    is one of `present`'s) are repeats and dropped."""
+    seen = {key(tag) for tag in present}
+    out: list[str] = []
+    for tag in tags:
+        k = key(tag)
+        if k not in seen:
+            seen.add(k)
+            out.append(tag)
+    return out

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from prep.dedupe import DEFAULT_CLIP_MODEL
 from prep.errors import PrepError
 from prep.fsio import atomic_write_bytes
 from prep.phash import ImageFacts, content_digest, open_image_bytes
+
+# The CLIP model dedupe's clip method uses unless --model names another (dedupe imports it from here).
+DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 
 _SIM_CELLS = 4_000_000  # similarity-matrix cells computed at once (16 MB of float32)
 

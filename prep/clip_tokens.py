@@ -6,9 +6,6 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-START_OF_TEXT = 49406
-END_OF_TEXT = 49407
-CHUNK_TOKENS = 75  # tokens per 77-token window, start/end excluded
 MAX_TOKEN_LENGTHS = (75, 150, 225)
 
 

@@ -325,9 +325,3 @@ def load_options(cls: type[T], table: str, args: argparse.Namespace | Mapping[st
                                                                                      path_or_id)
         values.update(file_values)
     return resolve(cls, args, values, ws.source(table))
-
-
-def workspace_table(start: Path, table: str) -> tuple[dict[str, Any], str]:
-    """The `[table]` of the workspace file nearest to `start` (empty when absent), and its source name."""
-    ws = find_workspace(start)
-    return ws.table(table), ws.source(table)

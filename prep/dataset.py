@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prep.captions import read_caption, write_caption
+from prep.captions import read_caption
 from prep.errors import DatasetNotFound
 from prep.folder_scan import parse_concept_folder_name, scan_folder
 
@@ -99,10 +99,6 @@ class Item:
             return self.read_tags()
         return [self.concept.name] if self.concept else []
 
-    def write_tags(self, tags: list[str]) -> None:
-        """Write the caption atomically (not journaled: use prep.journal for user-facing edits)."""
-        write_caption(self.caption_path, tags)
-
 
 @dataclass
 class Dataset:
@@ -154,9 +150,6 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.items)
-
-    def items_of(self, concept: Concept) -> list[Item]:
-        return [item for item in self.items if item.concept == concept]
 
     def relative(self, path: Path) -> str:
         """A path relative to the dataset root, with forward slashes."""

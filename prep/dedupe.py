@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prep.clip_embed import DEFAULT_CLIP_MODEL
 from prep.config import ConfigError, option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, LORAKIT_DIR, Dataset, normalize_caption_extension
 from prep.events import Advanced, Finished, Started, Warned
@@ -23,7 +24,6 @@ from prep.validation.report import display_name
 METHODS = ("phash", "clip")
 KEEP_POLICIES = ("largest", "first")
 DEFAULT_THRESHOLDS = {"phash": 8.0, "clip": 0.96}
-DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 CACHE_DIR = "cache"
 TRASH_DIR = "trash"
 

@@ -117,8 +117,3 @@ def current_umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
-
-
-def is_temp_file(name: str) -> bool:
-    """True for leftovers of an interrupted atomic write."""
-    return name.startswith(".") and name.endswith(".lorakit-tmp")

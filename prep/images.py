@@ -34,8 +34,3 @@ FORMAT_EXTENSIONS: dict[str, frozenset[str]] = {
 def is_image_name(name: str) -> bool:
     """True when a file name has an extension kohya reads as an image."""
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def is_unsupported_image_name(name: str) -> bool:
-    """True for image formats kohya skips (.gif, .tiff, .avif, ...)."""
-    return Path(name).suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS

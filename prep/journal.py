@@ -480,13 +480,29 @@ class Journal:
         else:
             os.unlink(kept)  # the new bytes, never swapped in: path still holds the old file
 
-    def prune(self, keep: int) -> int:
-        """Delete all but the newest `keep` operations' records (and the originals they hold)."""
+    def prune(self, keep: int, *, empty_trash: bool = False) -> tuple[int, int]:
+        """Forget all but the newest `keep` operations (`lorakit history --prune KEEP`): their records
+        and the previous caption versions they hold go, so they can no longer be undone.
+
+        An operation holding a user's image (dedupe's or fix's `.lorakit/trash/<id>/`, a file the
+        journal deleted) is kept unless `empty_trash`, which deletes those images too.
+        Returns (operations pruned, operations kept because they hold images).
+        """
+        if keep < 0:
+            raise JournalError(f"--prune {keep}: give how many operations to keep (0 or more)")
         folders = self._op_folders()
-        doomed = folders[: max(0, len(folders) - keep)]
-        for folder in doomed:
+        pruned = held = 0
+        for folder in folders[: max(0, len(folders) - keep)]:
+            trash = self.root / LORAKIT_DIR / "trash" / folder.name
+            holds_images = trash.exists() or any((folder / "deleted").glob("*"))
+            if holds_images and not empty_trash:
+                held += 1
+                continue
+            if trash.exists():
+                shutil.rmtree(trash)
             shutil.rmtree(folder)
-        return len(doomed)
+            pruned += 1
+        return pruned, held
 
 
 def _read_entries(folder: Path):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from prep.cores import usable_cores
 from prep.fsio import atomic_write_bytes
 
 HASH_VERSION = "phash-v1"  # bump when the hashing recipe changes, so old cache entries are ignored
@@ -41,13 +41,6 @@ class ImageFacts:
 
 def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def open_image_bytes(data: bytes):

@@ -23,7 +23,7 @@ from prep.caption_set import (
     read_captions,
     scan_dataset,
 )
-from prep.captions import parse_caption
+from prep.captions import parse_caption, unique_tags
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
 from prep.tag_query import PatternSet, Query, QueryError, TagPattern, match_key, parse_query, remove_matching
 
@@ -40,13 +40,7 @@ def split_tags(values: Iterable[str]) -> list[str]:
 
 def add_tags(tags: Sequence[str], new: Sequence[str], *, front: bool = False) -> list[str]:
     """Add the tags not already present (by spelling key), at the end or, with front, at the start."""
-    present = {match_key(t) for t in tags}
-    added: list[str] = []
-    for tag in new:
-        key = match_key(tag)
-        if key not in present:
-            present.add(key)
-            added.append(tag)
+    added = unique_tags(new, match_key, present=tags)
     return [*added, *tags] if front else [*tags, *added]
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prep.captions import escape_parens, normalize_tag, underscores_to_spaces
+from prep.captions import escape_parens, normalize_tag, underscores_to_spaces, unique_tags
 from prep.tag_query import PatternSet, match_key
 from tagger.thresholds import Prediction
 
@@ -98,12 +98,5 @@ def combine(existing: list[str], new: list[str], mode: str) -> list[str] | None:
     if mode == "prepend":
         return new + existing
     if mode == "merge":
-        seen = {_key(t) for t in existing}
-        merged = list(existing)
-        for tag in new:
-            key = _key(tag)
-            if key not in seen:
-                seen.add(key)
-                merged.append(tag)
-        return merged
+        return list(existing) + unique_tags(new, _key, present=existing)
     raise ValueError(f"unknown mode {mode!r}")

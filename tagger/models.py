@@ -66,11 +66,6 @@ def known_model(name: str) -> KnownModel | None:
     return None
 
 
-def default_general_threshold(name: str) -> float:
-    model = known_model(name)
-    return model.general_threshold if model else FALLBACK_GENERAL_THRESHOLD
-
-
 @dataclass(frozen=True)
 class ModelFiles:
     """Where the model's two files are, its family, and what the user called the model."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from prep.cores import usable_cores
 from tagger.preprocess import ImageLoadError, load_prepared, prepare_bgr
 
 Prepare = Callable[[Any, int], np.ndarray]
@@ -35,11 +36,7 @@ class Prepared:
 
 
 def default_workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 16))
+    return max(1, min(usable_cores(), 16))
 
 
 def _load(index: int, path: Path, side: int, prepare: Prepare = prepare_bgr) -> Prepared:

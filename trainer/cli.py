@@ -63,10 +63,11 @@ class HumanProgress:
         out.flush()
 
 
-def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> int:
+def run_train(args: argparse.Namespace) -> int:
     """Train (or export) as the arguments say; UserErrors propagate to the caller's handler.
 
-    raw_args are the trainer arguments as typed, for re-launching workers (see trainer.launch).
+    Several processes come from the launcher: `accelerate launch -m trainer` on GPUs, `torchrun
+    --nproc_per_node N -m trainer` on CPUs (README: multi-GPU and multi-node).
     """
     from trainer.events import JsonLinesWriter, fan_out
 
@@ -77,11 +78,6 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
         dataset_path, config_path = export_kohya(config, args.export_kohya)
         print(f"wrote {dataset_path} and {config_path}")
         return 0
-    from trainer.launch import cpu_fanout_processes, run_workers
-
-    workers = cpu_fanout_processes()
-    if workers and raw_args is not None:
-        return run_workers(workers, raw_args)
     # Under accelerate/torchrun only rank 0 reports; the file is started afresh for each run.
     main_rank = int(os.environ.get("RANK", "0") or 0) == 0
     try:
@@ -95,6 +91,7 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
     try:
         from prep.errors import UserError
         from trainer.checks import DeviceInfo, check_config
+        from trainer.errors import TrainingDiverged
         from trainer.run import train
 
         try:
@@ -104,7 +101,7 @@ def run_train(args: argparse.Namespace, raw_args: list[str] | None = None) -> in
         except KeyboardInterrupt:
             return 130
         except UserError as exc:
-            if writer is not None and not getattr(exc, "event_sent", False) and type(exc).__name__ != "TrainingDiverged":
+            if writer is not None and not getattr(exc, "event_sent", False) and not isinstance(exc, TrainingDiverged):
                 emit({"event": "error", "message": str(exc)})
             raise
     finally:
@@ -134,10 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Train a LoRA (kohya format).")
     add_train_arguments(parser)
-    raw = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(raw)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return run_train(args, raw)
+        return run_train(args)
     except UserError as exc:
         print(f"trainer: error: {exc}", file=sys.stderr)
         return exc.exit_code

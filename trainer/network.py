@@ -16,7 +16,6 @@ from torch import nn
 
 from trainer.errors import LoRAFileError
 from trainer.lora_keys import (
-    KOHYA_UNET_PREFIX,
     is_conv_rank,
     text_encoder_lora_targets,
     text_encoder_prefixes,
@@ -151,7 +150,3 @@ class LoRANetwork(nn.Module):
 
     def kohya_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach() for k, v in self.state_dict().items()}
-
-
-def has_unet_prefix(name: str) -> bool:
-    return name.startswith(KOHYA_UNET_PREFIX)

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-CHUNK = 75
-
 
 _TOKEN_CACHE: dict[tuple[int, str, int], torch.Tensor] = {}
 _TOKEN_CACHE_LIMIT = 4096

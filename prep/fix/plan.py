@@ -6,7 +6,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption, parse_caption, tag_key
+from prep.captions import (
+    CaptionEncodingError,
+    decode_caption_bytes,
+    format_caption,
+    parse_caption,
+    unique_tags,
+)
 from prep.dataset import FolderListing, list_folder, normalize_caption_extension, parse_concept_folder_name
 from prep.errors import DatasetNotFound
 from prep.fix.options import ALPHA_COLOURS, FIX_CODES, FixOptions
@@ -212,11 +218,4 @@ def _plan_captions(plan: FixPlan, folder: _Folder, final_images: list[Path], ext
 
 def _unique_tags(tags: list[str]) -> list[str]:
     """First spelling of each tag; repeats differing only in case, `_` or spaces count as repeats."""
-    seen: set[str] = set()
-    out: list[str] = []
-    for tag in tags:
-        key = tag_key(tag)
-        if key not in seen:
-            seen.add(key)
-            out.append(tag)
-    return out
+    return unique_tags(tags)

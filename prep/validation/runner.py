@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from prep.cores import usable_cores
 from prep.validation.inspect import ImageInfo, decode_chunk, header_info, init_decode_worker
 
 MAX_CHUNK = 64  # images per pool task when decoding
 # With fewer images, starting a pool costs more than it saves (unless workers are asked for).
 POOL_MIN_IMAGES = 48
 HEADER_CHUNK = 512  # images per progress event when reading headers
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 class Inspection:
@@ -37,7 +30,7 @@ class Inspection:
         self._futures: list[Future] = []
         self.deep = deep
         if workers is None:
-            workers = available_cores() if len(paths) >= POOL_MIN_IMAGES else 1
+            workers = usable_cores() if len(paths) >= POOL_MIN_IMAGES else 1
         workers = max(1, min(workers, len(paths) or 1)) if deep else 1
         # Small chunks keep every core busy to the end; big enough that pickling stays negligible.
         size = max(1, min(MAX_CHUNK, len(paths) // (workers * 8))) if deep else HEADER_CHUNK

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prep.config import ConfigError, add_arguments, option, resolve, workspace_table
+from prep.config import ConfigError, add_arguments, find_workspace, option, resolve
 
 
 @dataclass
@@ -40,5 +40,6 @@ def test_bad_type_and_choice():
 def test_workspace_table(tmp_path: Path):
     (tmp_path / "lorakit.toml").write_text("[clean]\nlowercase = true\n")
     (tmp_path / "dataset").mkdir()
-    table, source = workspace_table(tmp_path / "dataset", "clean")
+    workspace = find_workspace(tmp_path / "dataset")
+    table, source = workspace.table("clean"), workspace.source("clean")
     assert table == {"lowercase": True} and "lorakit.toml" in source

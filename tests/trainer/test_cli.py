@@ -1,5 +1,5 @@
 """`lorakit train` / `python -m trainer`: config files, flags, errors before model loading, events,
-export to kohya, SIGINT, and a two-process `accelerate launch` run."""
+export to kohya, SIGINT, and a two-process `torchrun` run."""
 
 from __future__ import annotations
 
@@ -204,12 +204,14 @@ def test_sigint_saves_state_and_resume_finishes(tmp_path, tiny_sd1):
     assert steps == [step + 1]
 
 
-def test_two_process_accelerate_launch(tmp_path, tiny_sd1):
+def test_two_processes_under_torchrun(tmp_path, tiny_sd1):
+    """Several CPU processes through the existing engine: `torchrun --nproc_per_node 2 -m trainer`."""
     dataset = make_train_dataset(tmp_path / "ds", images=2)
     config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out")
     events_file = tmp_path / "events.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
-                           "-m", "trainer", "--config", str(config), "--events", str(events_file)],
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--standalone", "-m", "trainer", "--config", str(config),
+                           "--events", str(events_file)],
                           capture_output=True, text=True, env=_env(), timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines()]

@@ -35,11 +35,6 @@ def svd_of_sum(ups: Sequence[torch.Tensor], downs: Sequence[torch.Tensor]) -> Fa
     return Factorization(qu @ um, s, vmh @ qd.T)
 
 
-def svd_of_matrix(matrix: torch.Tensor) -> Factorization:
-    u, s, vh = torch.linalg.svd(matrix.to(torch.float64), full_matrices=False)
-    return Factorization(u, s, vh)
-
-
 def choose_rank(s: torch.Tensor, rank: int | None, method: str | None = None,
                 param: float | None = None) -> int:
     """The kept rank: `rank` fixed, or kohya's dynamic rule (capped by `rank` when given); at least 1."""

@@ -6,17 +6,8 @@ import argparse
 from pathlib import Path
 
 from prep.errors import DatasetNotFound
+from tui.arguments import whole_number
 from tui.output import print_json
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "chosen word as the first tag of every caption (lorakit clean --trigger WORD "
                     "--remove-name 'full name') and train with keep_tokens = 1 and shuffled captions.")
     parser.add_argument("--dataset", type=Path, metavar="DATASET", help="leave out words of this dataset's tags")
-    parser.add_argument("--max-length", type=_positive, default=4, metavar="N",
+    parser.add_argument("--max-length", type=whole_number(1), default=4, metavar="N",
                         help="longest word, in letters (default: 4)")
-    parser.add_argument("--top", type=_positive, default=30, metavar="N",
+    parser.add_argument("--top", type=whole_number(1), default=30, metavar="N",
                         help="how many candidates to list (and score with --model) (default: 30)")
     parser.add_argument("--check", metavar="WORD", help="show how WORD tokenizes and whether it collides")
     parser.add_argument("--model", type=Path, metavar="PATH",

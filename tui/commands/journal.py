@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prep.errors import DatasetNotFound
 from prep.journal import Journal
+from tui.arguments import whole_number
 from tui.output import print_json
 
 
@@ -23,7 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     history.add_argument("dataset", type=Path, metavar="DATASET")
     history.add_argument("--all", action="store_true", help="include operations already undone")
     history.add_argument("--json", action="store_true", help="print {\"operations\": [...]} as JSON")
-    history.set_defaults(func=run_history)
+    history.add_argument("--prune", type=whole_number(0), metavar="KEEP",
+                         help="forget all but the newest KEEP operations (they can no longer be undone); "
+                              "operations holding trashed images are kept unless --empty-trash")
+    history.add_argument("--empty-trash", action="store_true",
+                         help="with --prune: also delete the images those operations moved to the trash")
+    history.set_defaults(func=run_history, _history_parser=history)
 
 
 def _journal(dataset: Path) -> Journal:
@@ -42,6 +48,18 @@ def run_undo(args: argparse.Namespace) -> int:
 
 
 def run_history(args: argparse.Namespace) -> int:
+    if args.empty_trash and args.prune is None:
+        args._history_parser.error("--empty-trash goes with --prune KEEP")
+    if args.prune is not None:
+        pruned, held = _journal(args.dataset).prune(args.prune, empty_trash=args.empty_trash)
+        if args.json:
+            print_json({"pruned": pruned, "kept_for_images": held})
+        else:
+            line = f"pruned {pruned} operation(s)"
+            if held:
+                line += f"; kept {held} holding trashed images (add --empty-trash to delete those images)"
+            print(line)
+        return 0
     ops = _journal(args.dataset).history(include_undone=args.all)
     if args.json:
         print_json({"operations": [op.to_dict() for op in ops]})

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from prep.errors import DatasetNotFound
+from tui.arguments import whole_number
 from tui.commands.clean import _relative, command_line, print_report
 from tui.output import expand_at_files, print_json
 
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return sub
 
     stats = op("stats", "per tag, how many captions hold it; tags used once; likely typos", edits=False)
-    stats.add_argument("--top", type=_count, metavar="N", help="list only the N most used tags")
+    stats.add_argument("--top", type=whole_number(0), metavar="N", help="list only the N most used tags")
     stats.add_argument("--concept", metavar="FOLDER", help="only this concept folder (5_alice or alice)")
     stats.add_argument("--by-source", action="store_true",
                        help="split each tag's count by where it came from (booru, tagger, caption, user, command; "
@@ -76,16 +77,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     front = op("move-front", "move tags to the front of the captions, in the order given")
     front.add_argument("tags", nargs="+", metavar="TAG", help="tags or patterns to move (or @FILE)")
     front.set_defaults(func=run_edit)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
 
 
 def _check(args: argparse.Namespace) -> None:

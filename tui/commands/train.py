@@ -17,10 +17,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     from trainer.cli import run_train
 
-    # The arguments after `train`, for workers started under `accelerate launch --cpu`.
-    raw = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv[1:] else None
-    return run_train(args, raw)
+    return run_train(args)
