@@ -49,7 +49,7 @@ remove_tags = remove_matching  # one function for clean's remove rule and `tags 
 
 def replace_tags(tags: Sequence[str], old: TagPattern, new: Sequence[str]) -> list[str]:
     """Put `new` where the first tag matching `old` was; drop every match; never duplicate a tag."""
-    present = {match_key(t) for t in tags if not old.matches(t)}
+    kept = [t for t in tags if not old.matches(t)]
     out: list[str] = []
     inserted = False
     for tag in tags:
@@ -57,11 +57,7 @@ def replace_tags(tags: Sequence[str], old: TagPattern, new: Sequence[str]) -> li
             out.append(tag)
         elif not inserted:
             inserted = True
-            for new_tag in new:
-                key = match_key(new_tag)
-                if key not in present:
-                    present.add(key)
-                    out.append(new_tag)
+            out.extend(unique_tags(new, match_key, present=kept))
     return out
 
 
