@@ -8,6 +8,7 @@ having its effective caption (its concept name, as kohya trains it): `find`/`--w
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from prep.caption_set import (
 )
 from prep.captions import parse_caption, unique_tags
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
+from prep.errors import PrepError
 from prep.tag_query import PatternSet, Query, QueryError, TagPattern, match_key, parse_query, remove_matching
 
 
@@ -146,16 +148,61 @@ def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | 
     if not edit.creates_captions:
         records = (r for r in records if r.exists)
 
+    picker = TagPicker(scan.root, query) if query.tag_filters else None
+    if picker is not None and edit.name not in ("remove", "replace"):
+        raise PrepError(f"{', '.join(f.text for f in query.tag_filters)}: source: and confidence terms pick tags "
+                        "for tags remove and tags replace only")
+
     def apply(record: CaptionRecord) -> list[str] | None:
         if record.tags is None:  # the prefilter showed the edit cannot change this caption
             return None
         if query.terms and not query.matches_record(record):
             return None
+        if picker is not None:
+            if not record.exists:
+                return None
+            picked = picker.picked(record)
+            # Each picked tag goes through the edit alone; the others stay as they are.
+            new = [out for tag in record.tags for out in (edit.apply([tag]) if tag in picked else [tag])]
+            return None if new == record.tags else new
         new = edit.apply(list(record.effective_tags()))
         if record.exists and new == record.tags:
             return None
         return new
 
-    with gc_paused():
-        apply_changes(scan.root, command or f"tags {edit.name}", records, apply, report)
+    try:
+        with gc_paused():
+            apply_changes(scan.root, command or f"tags {edit.name}", records, apply, report)
+    finally:
+        if picker is not None:
+            picker.close()
     return report
+
+
+class TagPicker:
+    """Which tags of a caption pass a query's source:/confidence terms (from the provenance store)."""
+
+    def __init__(self, root: Path, query: Query) -> None:
+        from prep.provenance import read_store
+
+        self.root, self.query = Path(root), query
+        self.store = read_store(self.root)
+
+    def picked(self, record: CaptionRecord) -> set[str]:
+        from prep.provenance import USER, source_kind
+
+        sources = {}
+        if self.store is not None:
+            image = Path(os.path.relpath(record.image, self.root)).as_posix()
+            sources = self.store.sources(image, record.data)
+        out = set()
+        for tag in record.tags or []:
+            found = sources.get(tag)
+            kind = source_kind(found.source) if found else USER
+            if self.query.tag_passes(kind, found.confidence if found else None):
+                out.add(tag)
+        return out
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()

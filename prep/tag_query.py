@@ -3,6 +3,10 @@
 A QUERY is comma-separated terms that must all hold: `red hair` (has the tag), `-hat` (lacks it),
 `blonde hair|yellow hair` (has any), `*ribbon` (wildcard), `concept:5_alice` (in that concept folder).
 Tags match by spelling key: case, spaces vs underscores and `\\(` vs `(` do not matter.
+
+`source:booru|tagger|caption|user|command` and `confidence<0.5` (also `<=`, `>`, `>=`) are tag terms:
+they pick which tags of a caption an edit touches (from `.lorakit/tags.sqlite`, prep.provenance), so
+`tags remove '*' --where 'source:tagger, confidence<0.4'` drops only unsure tagger tags.
 """
 
 from __future__ import annotations
@@ -127,12 +131,39 @@ class Term:
         return hit != self.negated
 
 
+SOURCE_KINDS = ("booru", "tagger", "caption", "user", "command")
+_CONFIDENCE = re.compile(r"^confidence\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """A tag term: `source:KIND` or `confidence OP NUMBER` (a tag without a confidence never passes it)."""
+
+    text: str
+    sources: tuple[str, ...] = ()
+    op: str = ""
+    value: float = 0.0
+    negated: bool = False
+
+    def holds(self, source_kind: str, confidence: float | None) -> bool:
+        if self.sources:
+            hit = source_kind in self.sources
+        else:
+            hit = confidence is not None and {"<": confidence < self.value, "<=": confidence <= self.value,
+                                              ">": confidence > self.value, ">=": confidence >= self.value}[self.op]
+        return hit != self.negated
+
+
 @dataclass
 class Query:
     """A parsed QUERY; an empty one matches everything."""
 
     text: str
     terms: list[Term]
+    tag_filters: list[TagFilter] = field(default_factory=list)
+
+    def tag_passes(self, source_kind: str, confidence: float | None) -> bool:
+        return all(f.holds(source_kind, confidence) for f in self.tag_filters)
 
     def matches(self, tags: Sequence[str], concept_folder: str | None = None,
                 concept_name: str | None = None) -> bool:
@@ -171,12 +202,17 @@ def parse_query(text: str | None) -> Query:
     if text is None or not text.strip():
         return Query(text or "", [])
     terms: list[Term] = []
+    tag_filters: list[TagFilter] = []
     for raw in text.split(","):
         part = raw.strip()
         if not part:
             continue
         negated = part.startswith("-") and len(part) > 1 and part not in KAOMOJI
         body = part[1:].strip() if negated else part
+        tag_filter = _tag_filter(part, body, negated, text)
+        if tag_filter is not None:
+            tag_filters.append(tag_filter)
+            continue
         term = Term(part, negated)
         for alt in _alternatives(body):
             alt = alt.strip()
@@ -190,4 +226,20 @@ def parse_query(text: str | None) -> Query:
             else:
                 term.tags.append(TagPattern(alt))
         terms.append(term)
-    return Query(text, terms)
+    return Query(text, terms, tag_filters)
+
+
+def _tag_filter(part: str, body: str, negated: bool, text: str) -> TagFilter | None:
+    lowered = body.lower()
+    if lowered.startswith("source:"):
+        kinds = tuple(k.strip().lower() for k in body[len("source:"):].split("|"))
+        bad = [k for k in kinds if k not in SOURCE_KINDS]
+        if bad or not kinds:
+            raise QueryError(f"query {text!r}: {part!r}: source must be one of {', '.join(SOURCE_KINDS)}")
+        return TagFilter(part, sources=kinds, negated=negated)
+    if lowered.startswith("confidence"):
+        match = _CONFIDENCE.match(body)
+        if match is None:
+            raise QueryError(f"query {text!r}: {part!r}: write confidence<0.5 (or <=, >, >=)")
+        return TagFilter(part, op=match.group(1), value=float(match.group(2)), negated=negated)
+    return None

@@ -122,3 +122,19 @@ def test_stats_by_source(folder, model, tag_json, capsys):
     assert by_tag["red"] == {"user": 1}  # written by the user first: merge keeps it, and its source
     assert any(set(sources) == {"tagger"} for sources in by_tag.values())
     assert out["sources"]["user"] == 2 and out["sources"]["tagger"] >= 1
+
+
+def test_where_source_and_confidence_pick_the_tags_removed(folder, model, tag_json):
+    caption = folder / "3_red" / "red.txt"
+    caption.write_bytes(b"my tag")
+    report = tag_json(folder, "--model", model, "--mode", "append", "--general-threshold", "0.1")
+    written = tags_of(report, "red.png")
+    assert main(["tags", str(folder), "remove", "*", "--where", "source:tagger, confidence<0.4"]) == 0
+    left = [t.strip() for t in caption.read_text(encoding="utf-8").split(",")]
+    assert left[0] == "my tag"  # the user's tag is never picked
+    assert set(left[1:]) == {t for t, p in written.items() if p >= 0.4}
+    assert any(p < 0.4 for p in written.values())  # something was removed
+    assert main(["tags", str(folder), "remove", "*", "--where", "-source:user"]) == 0
+    assert caption.read_text(encoding="utf-8") == "my tag"
+    assert main(["tags", str(folder), "add", "x", "--where", "source:tagger"]) == 1  # tag terms: remove/replace
+    assert main(["tags", str(folder), "remove", "*", "--where", "source:robot"]) != 0  # unknown source kind
