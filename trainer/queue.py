@@ -181,6 +181,23 @@ class JobQueue:
             path.unlink(missing_ok=True)
         return job
 
+    def move(self, job_id: str, delta: int) -> list[Job]:
+        """Move a job up (delta < 0) or down the run order; returns the jobs in their new order."""
+        jobs = self.jobs()
+        index = next((i for i, j in enumerate(jobs) if j.id == job_id), None)
+        if index is None:
+            raise QueueError(f"no queued job {job_id!r}; `lorakit queue list` shows the ids")
+        target = max(0, min(len(jobs) - 1, index + delta))
+        if target == index:
+            return jobs
+        jobs.insert(target, jobs.pop(index))
+        base = min(j.created for j in jobs)
+        for n, job in enumerate(jobs):  # the run order is the created order: renumber it
+            if job.created != base + n * 1e-3:
+                job.created = base + n * 1e-3
+                self.save(job)
+        return jobs
+
     def to_list(self) -> dict[str, Any]:
         """`lorakit queue list --json`."""
         return {"jobs": [{"id": j.id, "status": j.status, "output_name": j.output_name,

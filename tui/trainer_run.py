@@ -193,6 +193,25 @@ def describe_event(event: dict[str, Any]) -> str | None:
     return None if name == "step" else f"{name}: {json.dumps(event, ensure_ascii=False)[:200]}"
 
 
+def gpu_count() -> int:
+    """NVIDIA GPUs this machine shows (device nodes; no torch import), limited by CUDA_VISIBLE_DEVICES."""
+    import glob
+
+    count = len(glob.glob("/dev/nvidia[0-9]*"))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = min(count, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
+    return count
+
+
+def launch_command(command: Sequence[str], gpus: int) -> tuple[str, ...]:
+    """The plain trainer command, or `accelerate launch --multi_gpu` with one process per GPU."""
+    if tuple(command) != TRAINER_COMMAND or gpus < 2:
+        return tuple(command)
+    return (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus),
+            "-m", "trainer")
+
+
 def pid_file(events: Path) -> Path:
     return Path(events).with_suffix(".pid")
 

@@ -85,6 +85,13 @@ def test_add_freezes_the_config_and_makes_output_names_unique(tmp_path: Path, ti
     assert [c.network_dim for c in frozen] == [4, 8, 4]
     assert all(Path(c.dataset).is_absolute() and Path(c.output_dir) == root.resolve() / "output" for c in frozen)
 
+    from trainer.queue import JobQueue
+
+    moved = JobQueue(root).move(jobs[2]["id"], -2)  # reorder: the last job runs first
+    assert [j.id for j in moved] == [jobs[2]["id"], jobs[0]["id"], jobs[1]["id"]]
+    assert [j["id"] for j in _jobs(root)] == [jobs[2]["id"], jobs[0]["id"], jobs[1]["id"]]
+    JobQueue(root).move(jobs[2]["id"], 2)
+    assert [j["id"] for j in _jobs(root)] == [j["id"] for j in jobs]
     removed = _cli(root, "queue", "remove", jobs[1]["id"])
     assert removed.returncode == 0
     assert [j["id"] for j in _jobs(root)] == [jobs[0]["id"], jobs[2]["id"]]

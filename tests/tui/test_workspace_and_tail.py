@@ -96,3 +96,15 @@ def test_step_and_event_lines_survive_odd_values():
     assert describe_event(step) is None
     assert describe_event({"event": "error", "message": "out of memory"}) == "error: out of memory"
     assert describe_event({"event": "future", "x": 1}).startswith("future: ")
+
+
+def test_several_gpus_launch_the_trainer_with_accelerate():
+    import sys
+
+    from tui.trainer_run import TRAINER_COMMAND, launch_command
+
+    assert launch_command(TRAINER_COMMAND, 1) == TRAINER_COMMAND
+    multi = launch_command(TRAINER_COMMAND, 4)
+    assert multi[:3] == (sys.executable, "-m", "accelerate.commands.launch")
+    assert multi[multi.index("--num_processes") + 1] == "4" and multi[-2:] == ("-m", "trainer")
+    assert launch_command(("my-trainer",), 4) == ("my-trainer",)  # a custom command is kept as given

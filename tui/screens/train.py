@@ -134,6 +134,8 @@ class TrainScreen(DataScreen):
         Binding("a", "queue_add", "Add to queue"),
         Binding("u", "queue_run", "Run queue", show=False),
         Binding("k", "queue_stop", "Stop queue", show=False),
+        Binding("left_square_bracket", "queue_move(-1)", "Job up", show=False),
+        Binding("right_square_bracket", "queue_move(1)", "Job down", show=False),
     ]
     running: reactive[bool] = reactive(False)
 
@@ -192,7 +194,8 @@ class TrainScreen(DataScreen):
                     yield ImagePreview(id="train-sample")
             with TabPane("Queue", id="tab-queue"):
                 yield DataTable(id="queue-table", cursor_type="row")
-                yield Static("a adds the form as a job · u runs the queue in the background · k stops it",
+                yield Static("a adds the form as a job · [ ] move the selected job · u runs the queue in the "
+                             "background · k stops it",
                              id="queue-help")
 
     def _has_runs(self) -> bool:
@@ -355,7 +358,10 @@ class TrainScreen(DataScreen):
 
     @property
     def command(self):
-        return self.app.trainer_command
+        """`python -m trainer`, or `accelerate launch -m trainer` over every GPU when there are several."""
+        from tui.trainer_run import gpu_count, launch_command
+
+        return launch_command(self.app.trainer_command, gpu_count())
 
     def watch_running(self, running: bool) -> None:
         self.query_one("#start", Button).disabled = running
@@ -607,6 +613,19 @@ class TrainScreen(DataScreen):
             return
         self.notify(f"queued {job.id} (output {job.output_name})")
         self.refresh_queue()
+
+    def action_queue_move(self, delta: int) -> None:
+        table = self.query_one("#queue-table", DataTable)
+        if not table.row_count or table.cursor_row is None:
+            return
+        job_id = str(table.get_row_at(table.cursor_row)[0])
+        try:
+            jobs = self.queue().move(job_id, delta)
+        except (UserError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.refresh_queue()
+        table.move_cursor(row=[j.id for j in jobs].index(job_id))
 
     def action_queue_run(self) -> None:
         from trainer.queue_runner import detach, runner_pid
