@@ -22,10 +22,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="TOML file with TrainConfig fields (top level or under [train]); flags override it")
     parser.add_argument("--events", metavar="FILE|-",
-                        help="write JSON-lines events (start, step, sample, save, warning, error, done) to FILE, "
+                        help="write JSON-lines events (start, step, validation, sample, save, warning, error, done) to FILE, "
                              "or to stdout with -")
     parser.add_argument("--export-kohya", "--export_kohya", dest="export_kohya", type=Path, metavar="DIR",
                         help="write dataset_config.toml and config_file.toml for kohya sd-scripts and exit")
+    parser.add_argument("--clear-cache", "--clear_cache", dest="clear_cache", action="store_true",
+                        help="remove the latent and text encoder cache files (*_sd.npz, *_sdxl.npz, "
+                             "*_te_outputs.npz) beside the dataset's images and exit")
     add_config_arguments(parser)
 
 
@@ -53,6 +56,8 @@ class HumanProgress:
             elif time.time() - self.last_print > 10 or event["step"] == self.total:
                 out.write(line + "\n")
                 self.last_print = time.time()
+        elif name == "validation":
+            out.write(("\n" if self.tty else "") + f"validation loss at step {event['step']}: {event['loss']:.4f}\n")
         elif name in ("save", "sample"):
             out.write(("\n" if self.tty else "") + f"{name}: {event['path']}\n")
         elif name == "warning":
@@ -72,11 +77,15 @@ def run_train(args: argparse.Namespace) -> int:
     from trainer.events import JsonLinesWriter, fan_out
 
     config = load_config(args.config, args)
+    if getattr(args, "clear_cache", False):
+        return _clear_cache(config)
     if args.export_kohya is not None:
-        from trainer.export_kohya import export_kohya
+        from trainer.export_kohya import export_kohya, without_kohya_equivalent
 
         dataset_path, config_path = export_kohya(config, args.export_kohya)
         print(f"wrote {dataset_path} and {config_path}")
+        for item in without_kohya_equivalent(config):
+            print(f"not exported (no kohya equivalent): {item}")
         return 0
     # Under accelerate/torchrun only rank 0 reports; the file is started afresh for each run.
     main_rank = int(os.environ.get("RANK", "0") or 0) == 0
@@ -113,6 +122,21 @@ def run_train(args: argparse.Namespace) -> int:
 def _print_loading(what: str) -> None:
     """What loads before the first step, as a line (the TUI shows it from the trainer's log)."""
     print(f"loading: {what}", file=sys.stderr, flush=True)
+
+
+def _clear_cache(config) -> int:
+    from trainer.cache_files import clear_caches
+    from trainer.errors import TrainError
+
+    roots = [Path(r) for r in (config.dataset, config.reg_dataset, config.validation_dataset) if r is not None]
+    if not roots:
+        raise TrainError("--clear-cache needs the dataset: pass --dataset DIR or --config FILE")
+    for root in roots:
+        if not root.is_dir():
+            raise TrainError(f"{root}: no such dataset folder")
+    removed = clear_caches(roots, config.caption_extension)
+    print(f"removed {len(removed)} cache file(s) from {', '.join(str(r) for r in roots)}")
+    return 0
 
 
 def quiet_libraries() -> None:

@@ -30,10 +30,12 @@ SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts", "polynomia
 PRECISIONS = ("no", "fp16", "bf16")
 SAVE_PRECISIONS = ("fp32", "fp16", "bf16")
 TOKEN_LENGTHS = ("auto", "75", "150", "225")
+NETWORK_TYPES = ("lora", "locon", "loha", "lokr")
+LOGGERS = ("tensorboard", "wandb")
 
 # Fields naming files or folders; in a config file they are relative to the file's folder.
 PATH_FIELDS = ("dataset", "reg_dataset", "vae", "network_weights", "output_dir", "resume", "sample_prompts",
-               "pretrained_model")
+               "pretrained_model", "mask_dir", "validation_dataset", "logging_dir")
 
 
 @dataclass
@@ -75,7 +77,14 @@ class TrainConfig:
     prior_loss_weight: float = o(1.0, "loss weight of regularization images")
     cache_latents: bool = o(False, "encode every image with the VAE once, before training (faster, less "
                                    "VRAM; rules out random_crop)")
-    cache_latents_to_disk: bool = o(False, "keep the latent cache in .npz files beside the images between runs")
+    cache_latents_to_disk: bool = o(False, "keep the latent cache in .npz files beside the images between runs "
+                                           "(keyed by image bytes, bucket, crop/flip, VAE and dtype; "
+                                           "`lorakit train --clear-cache` removes them)")
+    cache_text_encoder_outputs: bool = o(False, "encode every caption once and move the text encoders off the GPU "
+                                                "(needs train_unet_only and captions that never change: no "
+                                                "shuffle or dropout)")
+    cache_text_encoder_outputs_to_disk: bool = o(False, "also keep them in <image>_te_outputs.npz files beside "
+                                                        "the images between runs")
     # Text
     max_token_length: str = o("auto", "caption tokens: 75, 150 or 225 (captions are encoded in 75-token "
                                       "chunks); auto = the smallest that fits the longest caption",
@@ -89,8 +98,22 @@ class TrainConfig:
                                    "anti-underflow knob; a lower alpha needs a higher learning rate)")
     network_dropout: float | None = o(None, "dropout on the LoRA down projection's output")
     conv_dim: int | None = o(None, "rank of the LoRA on 3x3 convs of ResNet blocks and up/down samplers "
-                                   "(LoCon); unset = no conv LoRA")
-    conv_alpha: float | None = o(None, "alpha of the conv LoRA (default 1, as kohya)")
+                                   "(LoCon); unset = no conv LoRA (locon: network_dim)")
+    conv_alpha: float | None = o(None, "alpha of the conv LoRA (default 1 as kohya; LyCORIS kinds: network_alpha)")
+    network_type: str = o("lora", "network kind: lora (kohya networks.lora; LoCon when conv_dim is set), "
+                                  "locon, loha or lokr (LyCORIS lycoris.kohya, algo=...)", choices=NETWORK_TYPES)
+    lokr_factor: int = o(-1, "LoKr: Kronecker factor of the split (LyCORIS factor; -1 = the most even split)")
+    dora: bool = o(False, "DoRA weight decomposition on lora/locon/loha/lokr (LyCORIS dora_wd; the file "
+                          "gets dora_scale tensors and is written as lycoris.kohya)")
+    down_lr_weight: str | None = o(None, "block-wise LR weights of the UNet down blocks (kohya network_args): "
+                                         "12 comma-separated numbers for SD1/2, 9 for SDXL (missing ones are "
+                                         "1), or a preset sine, cosine, linear, reverse_linear, zeros, with an "
+                                         "optional +offset (e.g. sine+0.5)")
+    mid_lr_weight: str | None = o(None, "block-wise LR weight of the UNet mid block (1 number for SD1/2, 3 for "
+                                        "SDXL)")
+    up_lr_weight: str | None = o(None, "block-wise LR weights of the UNet up blocks (as down_lr_weight)")
+    block_lr_zero_threshold: float = o(0.0, "blocks whose LR weight is at most this get no LoRA at all "
+                                            "(kohya block_lr_zero_threshold)")
     train_unet_only: bool = o(False, "train only the UNet LoRA (text encoder untouched; advised for SDXL)")
     train_text_encoder_only: bool = o(False, "train only the text encoder LoRA")
     network_weights: Path | None = o(None, "a LoRA file to continue training from")
@@ -121,12 +144,25 @@ class TrainConfig:
     seed: int = o(42, "random seed (data order, noise, initial LoRA weights)")
     # Loss
     noise_offset: float = o(0.0, "noise offset (about 0.05-0.1 helps very dark/bright images)")
-    min_snr_gamma: float | None = o(None, "Min-SNR loss weighting gamma (5 is common)")
+    min_snr_gamma: float | None = o(None, "Min-SNR loss weighting gamma (5 is common; diffusers compute_snr)")
+    multires_noise_iterations: int = o(0, "multi-resolution (pyramid) noise levels (6-10 is common; 0 = off)")
+    multires_noise_discount: float = o(0.3, "weight of each coarser pyramid noise level")
+    ip_noise_gamma: float | None = o(None, "input perturbation noise on the noisy latents (0.1 is common)")
+    zero_terminal_snr: bool | None = o(None, "rescale the betas to zero terminal SNR (use with "
+                                             "v_parameterization); follows the model's ztsnr marker when unset")
+    debiased_estimation_loss: bool = o(False, "weight the loss by 1/sqrt(SNR) (1/(SNR+1) for v-prediction)")
+    masked_loss: bool = o(False, "learn only where the mask is white: per latent pixel, after the image's crop, "
+                                 "flip and resize (needs alpha_mask or mask_dir)")
+    alpha_mask: bool = o(False, "masked_loss masks from each image's alpha channel (transparent = ignored)")
+    mask_dir: Path | None = o(None, "masked_loss masks from mask images: a folder mirroring the dataset "
+                                    "(<concept folder>/<image stem>.png), white = learn, black = ignore")
     # Memory / speed
     mixed_precision: str | None = o(None, "no, fp16 or bf16; default bf16 where the GPU has it, else fp16; "
                                           "no on CPU", choices=PRECISIONS)
     save_precision: str = o("fp16", "precision of the saved LoRA file", choices=SAVE_PRECISIONS)
     gradient_checkpointing: bool = o(False, "recompute activations in the backward pass: much less VRAM, slower")
+    fp8_base: bool = o(False, "store the frozen UNet and text encoder weights as float8_e4m3fn, upcast layer by "
+                              "layer (about half the weight memory of fp16; lora/locon only)")
     xformers: bool = o(False, "use xformers attention when installed (PyTorch SDPA is the default)")
     max_data_loader_n_workers: int = o(0, "image loading worker processes (0 = in the training process)")
     # Output
@@ -143,6 +179,25 @@ class TrainConfig:
     sample_prompts: Path | None = o(None, "prompt file in kohya syntax: one prompt per line with --n negative, "
                                           "--w, --h, --s steps, --l CFG scale, --d seed")
     validate_dataset: bool = o(True, "run the dataset checks of `lorakit validate` before loading models")
+    # Watching a run
+    validation_split: float = o(0.0, "fraction of the training images held out for validation loss (chosen "
+                                     "with validation_seed, never trained on)")
+    validation_seed: int | None = o(None, "seed choosing the held-out images and the validation noise "
+                                          "(default: seed)")
+    validation_dataset: Path | None = o(None, "a separate dataset folder (same layout) for validation loss "
+                                              "instead of validation_split")
+    validate_every_n_steps: int | None = o(None, "compute the validation loss every N steps")
+    validate_every_n_epochs: int | None = o(None, "compute the validation loss every N epochs (default 1 when "
+                                                  "validation images exist and neither is set)")
+    overfit_patience: int = o(3, "warn when the validation loss has risen for this many evaluations in a row")
+    save_best: bool = o(False, "keep the LoRA with the lowest validation loss as <output_name>-best.safetensors")
+    log_with: str | None = o(None, "log loss, learning rates, validation loss and samples through accelerate's "
+                                   "trackers: tensorboard or wandb (pip install lorakit[tensorboard] / [wandb])",
+                             choices=LOGGERS)
+    logging_dir: Path | None = o(None, "folder for tracker logs (default: <output_dir>/logs)")
+    ema_decay: float | None = o(None, "keep an exponential moving average of the LoRA weights with this decay "
+                                      "(e.g. 0.999); samples, validation and saved files use it")
+    ema_on_cpu: bool = o(False, "keep the EMA copy in CPU memory (saves VRAM, a little slower)")
 
     def resolution_wh(self) -> tuple[int, int]:
         return parse_resolution(self.resolution)

@@ -34,6 +34,7 @@ class TrainImage:
     size: tuple[int, int]
     bucket: tuple[int, int] = (0, 0)
     resized: tuple[int, int] = (0, 0)
+    ar_error: float = 0.0
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrainingSet:
     tag_frequency: dict[str, dict[str, int]] = field(default_factory=dict)
     dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
     reg_dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
+    validation: list[TrainImage] = field(default_factory=list)  # held out, never trained on
 
     @property
     def num_train_images(self) -> int:
@@ -79,7 +81,8 @@ class TrainingSet:
         """kohya's ss_bucket_info shape: buckets with their entry counts, and the mean aspect error."""
         buckets = {str(i): {"resolution": list(b), "count": len(self.buckets[b])}
                    for i, b in enumerate(sorted(self.buckets))}
-        return {"buckets": buckets, "mean_img_ar_error": 0.0}
+        errors = [abs(img.ar_error) for img in self.images]
+        return {"buckets": buckets, "mean_img_ar_error": sum(errors) / len(errors) if errors else 0.0}
 
 
 def _caption_of(item, caption_extension: str) -> str:
@@ -130,6 +133,19 @@ def _dirs(images: list[TrainImage], is_reg: bool) -> dict[str, dict[str, int]]:
     return dirs
 
 
+def split_validation(images: list[TrainImage], fraction: float, seed: int) -> tuple[list[TrainImage], list[TrainImage]]:
+    """(training, held out): round(n x fraction) images, at least 1, chosen with seed; at least one trains."""
+    if not 0 < fraction < 1:
+        raise TrainError(f"validation_split must be between 0 and 1, not {fraction}")
+    if len(images) < 2:
+        raise TrainError("validation_split needs at least 2 training images (one to train, one to hold out)")
+    count = min(max(1, round(len(images) * fraction)), len(images) - 1)
+    order = sorted(range(len(images)), key=lambda i: str(images[i].path))
+    held = set(random.Random(seed).sample(order, count))
+    return ([img for i, img in enumerate(images) if i not in held],
+            sorted((img for i, img in enumerate(images) if i in held), key=lambda img: str(img.path)))
+
+
 def cycle_reg_images(reg: list[TrainImage], num_train: int) -> None:
     """kohya's reg balancing: register each reg image with its repeats, then add one repeat at a time
     round-robin until the reg count (with repeats) reaches the training count."""
@@ -161,6 +177,15 @@ def build_training_set(config: TrainConfig) -> TrainingSet:
     if not train:
         raise TrainError(f"{config.dataset}: no training images in <repeats>_<name> folders; "
                          "run `lorakit validate` on it")
+    validation: list[TrainImage] = []
+    if config.validation_dataset is not None:
+        validation = _load_images(Path(config.validation_dataset), config.caption_extension, False)
+        if not validation:
+            raise TrainError(f"validation_dataset {config.validation_dataset}: no images in <repeats>_<name> folders")
+    elif config.validation_split > 0:
+        train, validation = split_validation(train, config.validation_split,
+                                             config.validation_seed if config.validation_seed is not None
+                                             else config.seed)
     images = list(train)
     reg: list[TrainImage] = []
     if config.reg_dataset is not None:
@@ -173,9 +198,12 @@ def build_training_set(config: TrainConfig) -> TrainingSet:
     buckets: dict[tuple[int, int], list[int]] = {}
     for index, img in enumerate(images):
         choice = manager.select(*img.size)
-        img.bucket, img.resized = choice.bucket, choice.resized
+        img.bucket, img.resized, img.ar_error = choice.bucket, choice.resized, choice.ar_error
         buckets.setdefault(choice.bucket, []).extend([index] * img.repeats)
-    training = TrainingSet(images, config.train_batch_size, config.seed, buckets)
+    for img in validation:
+        choice = manager.select(*img.size)
+        img.bucket, img.resized, img.ar_error = choice.bucket, choice.resized, choice.ar_error
+    training = TrainingSet(images, config.train_batch_size, config.seed, buckets, validation=validation)
     training.tag_frequency = _tag_frequency(train + reg)
     training.dataset_dirs = _dirs(images, False)
     training.reg_dataset_dirs = _dirs(reg, True)

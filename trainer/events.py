@@ -1,8 +1,9 @@
 """The trainer's event stream: one JSON object per line (`"event"` first) to a file or stdout.
 
 Events: start {total_steps, epochs, images, config}, step {step, epoch, loss, lr, it_per_s,
-eta_s}, sample {step, path}, save {step, path}, warning {message}, error {message},
-done {path, steps, seconds}.
+eta_s}, validation {step, loss}, sample {step, path}, save {step, path}, warning {message},
+error {message}, done {path, steps, seconds}. The written stream adds `timestamp` (Unix seconds)
+to every event, last.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-EVENT_NAMES = ("start", "step", "sample", "save", "warning", "error", "done")
+EVENT_NAMES = ("start", "step", "validation", "sample", "save", "warning", "error", "done")
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -47,7 +49,8 @@ class JsonLinesWriter:
         self._fh: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
 
     def __call__(self, event: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(_clean(event), ensure_ascii=False, default=str) + "\n")
+        stamped = {**event, "timestamp": round(time.time(), 3)}
+        self._fh.write(json.dumps(_clean(stamped), ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
 """Latent cache: every image encoded by the VAE once (RAM, or `<stem>_<W>x<H>_sd.npz` beside it).
 
-The disk files follow kohya's naming (`_sd.npz`, `_sdxl.npz` for SDXL) and also record the
-image's size/mtime and a VAE fingerprint, so a changed image or another VAE re-encodes instead of
-training on stale latents.
+The disk files follow kohya's naming (`_sd.npz`, `_sdxl.npz` for SDXL) and are keyed by content:
+`lorakit_key` holds the SHA-256 of the image's bytes, the bucket resolution and resized size, the
+crop, whether a flipped copy is held, the VAE's identity and the dtype. A file whose key differs
+(an edited image, another resolution or VAE) is re-encoded, never read stale.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ if TYPE_CHECKING:
 
 
 def vae_fingerprint(vae) -> str:
-    """A short id of a VAE: its config and a checksum of one weight."""
-    import torch
-
+    """A short id of a VAE: its config and the bytes of its first and last weights."""
     config = json.dumps(dict(vae.config), sort_keys=True, default=str)
-    weight = next(iter(vae.parameters())).detach().float()
-    digest = hashlib.sha256(config.encode() + repr(float(torch.sum(weight * weight))).encode())
+    digest = hashlib.sha256(config.encode())
+    params = list(vae.parameters())
+    for weight in (params[0], params[-1]):
+        digest.update(weight.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -34,17 +35,31 @@ def npz_path(img: TrainImage, sdxl: bool) -> Path:
     return img.path.with_name(f"{img.path.stem}_{w:04d}x{h:04d}_{'sdxl' if sdxl else 'sd'}.npz")
 
 
-def _image_stamp(img: TrainImage) -> str:
-    stat = img.path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+def image_digest(path: Path) -> str:
+    """SHA-256 of an image file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _read_npz(path: Path, stamp: str, fingerprint: str, want_flip: bool):
+def cache_key(img: TrainImage, *, fingerprint: str, flip_aug: bool, dtype, crop: tuple[int, int] | None = None) -> str:
+    """What a cached latent depends on: image bytes, bucket, resize, crop, flip, VAE and dtype."""
+    w, h = img.resized
+    bw, bh = img.bucket
+    crop = crop if crop is not None else ((h - bh) // 2 if h > bh else 0, (w - bw) // 2 if w > bw else 0)
+    parts = [image_digest(img.path), f"bucket={bw}x{bh}", f"resized={w}x{h}", f"crop={crop[0]},{crop[1]}",
+             f"flip={int(flip_aug)}", f"vae={fingerprint}", f"dtype={str(dtype).replace('torch.', '')}"]
+    return "|".join(parts)
+
+
+def _read_npz(path: Path, key: str, want_flip: bool):
     import numpy as np
 
     try:
         with np.load(path, allow_pickle=False) as data:
-            if str(data["lorakit_stamp"]) != stamp or str(data["lorakit_vae"]) != fingerprint:
+            if "lorakit_key" not in data or str(data["lorakit_key"]) != key:
                 return None
             if want_flip and "latents_flipped" not in data:
                 return None
@@ -52,7 +67,7 @@ def _read_npz(path: Path, stamp: str, fingerprint: str, want_flip: bool):
             flipped = data["latents_flipped"].copy() if want_flip else None
             crop = tuple(int(v) for v in data["crop_ltrb"][:2][::-1])
             return latents, flipped, crop
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError):
         return None
 
 
@@ -73,14 +88,18 @@ class LatentCache:
 
         fingerprint = vae_fingerprint(vae) if to_disk else ""
         todo: dict[tuple[int, int], list[int]] = {}
+        self.keys: dict[int, str] = {}
+        self.reused = 0
         for index in indices:
             img = images[index]
             if to_disk:
-                found = _read_npz(npz_path(img, sdxl), _image_stamp(img), fingerprint, flip_aug)
+                key = self.keys[index] = cache_key(img, fingerprint=fingerprint, flip_aug=flip_aug, dtype=dtype)
+                found = _read_npz(npz_path(img, sdxl), key, flip_aug)
                 if found is not None:
                     latents, flipped, crop = found
                     self.entries[index] = (torch.from_numpy(latents),
                                            torch.from_numpy(flipped) if flipped is not None else None, crop)
+                    self.reused += 1
                     continue
             todo.setdefault(img.bucket, []).append(index)
         done = 0
@@ -100,13 +119,13 @@ class LatentCache:
                     crop = prepared[k].crop_top_left
                     self.entries[index] = (lat, flp, crop)
                     if to_disk:
-                        self._write(images[index], lat, flp, crop, fingerprint, sdxl)
+                        self._write(images[index], lat, flp, crop, self.keys[index], sdxl)
                 done += len(chunk)
                 if on_progress:
                     on_progress(done)
 
     @staticmethod
-    def _write(img: TrainImage, latents, flipped, crop, fingerprint: str, sdxl: bool) -> None:
+    def _write(img: TrainImage, latents, flipped, crop, key: str, sdxl: bool) -> None:
         import io
 
         import numpy as np
@@ -117,7 +136,7 @@ class LatentCache:
         top, left = crop
         arrays = {"latents": latents.numpy(), "original_size": np.array(img.size),
                   "crop_ltrb": np.array([left, top, left + w, top + h]),
-                  "lorakit_stamp": np.array(_image_stamp(img)), "lorakit_vae": np.array(fingerprint)}
+                  "lorakit_key": np.array(key)}
         if flipped is not None:
             arrays["latents_flipped"] = flipped.numpy()
         buffer = io.BytesIO()

@@ -10,8 +10,7 @@ from typing import Any
 from prep import __version__
 from trainer.config import TrainConfig
 from trainer.data import TrainingSet
-
-NETWORK_MODULE = "networks.lora"
+from trainer.network_kinds import network_spec
 
 
 def _s(value: Any) -> str:
@@ -25,13 +24,14 @@ def _s(value: Any) -> str:
 def build_metadata(config: TrainConfig, training: TrainingSet, *, model_type: str, v_parameterization: bool,
                    base_model_version: str, model_name: str, mixed_precision: str, max_token_length: int,
                    total_steps: int, epochs: int, batches_per_epoch: int, unet_lr: float,
-                   text_encoder_lr: float, started_at: float) -> dict[str, str]:
+                   text_encoder_lr: float, started_at: float, zero_terminal_snr: bool = False) -> dict[str, str]:
     """The metadata written into every save; `finish_metadata` adds step, epoch and finish time."""
     width, height = config.resolution_wh()
-    network_args: dict[str, str] = {}
-    if config.conv_dim:
-        network_args["conv_dim"] = str(config.conv_dim)
-        network_args["conv_alpha"] = str(config.conv_alpha if config.conv_alpha is not None else 1.0)
+    spec = network_spec(config)
+    network_args = spec.network_args()
+    for name in ("down_lr_weight", "mid_lr_weight", "up_lr_weight"):
+        if getattr(config, name) is not None:
+            network_args[name] = str(getattr(config, name))
     optimizer_args = ",".join(config.optimizer_args)
     meta: dict[str, Any] = {
         "ss_session_id": str(uuid.uuid4().int % 2**32),
@@ -50,7 +50,7 @@ def build_metadata(config: TrainConfig, training: TrainingSet, *, model_type: st
         "ss_lr_warmup_steps": config.lr_warmup_steps if config.lr_warmup_steps is not None
         else int(config.lr_warmup_ratio * total_steps),
         "ss_lr_scheduler": config.lr_scheduler,
-        "ss_network_module": NETWORK_MODULE,
+        "ss_network_module": spec.module_name,
         "ss_network_dim": config.network_dim,
         "ss_network_alpha": config.network_alpha,
         "ss_network_dropout": config.network_dropout,
@@ -67,6 +67,12 @@ def build_metadata(config: TrainConfig, training: TrainingSet, *, model_type: st
         "ss_lowram": False,
         "ss_noise_offset": config.noise_offset if config.noise_offset else None,
         "ss_min_snr_gamma": config.min_snr_gamma,
+        "ss_multires_noise_iterations": config.multires_noise_iterations or None,
+        "ss_multires_noise_discount": config.multires_noise_discount,
+        "ss_ip_noise_gamma": config.ip_noise_gamma,
+        "ss_zero_terminal_snr": zero_terminal_snr,
+        "ss_debiased_estimation": config.debiased_estimation_loss,
+        "ss_masked_loss": config.masked_loss,
         "ss_prior_loss_weight": config.prior_loss_weight,
         "ss_sd_model_name": model_name,
         "ss_vae_name": config.vae,

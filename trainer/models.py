@@ -31,6 +31,7 @@ class Models:
     v_parameterization: bool
     name: str
     extra: dict[str, Any] = field(default_factory=dict)
+    zero_terminal_snr: bool = False
 
     @property
     def is_sdxl(self) -> bool:
@@ -58,17 +59,53 @@ def detect_model_type(unet, text_encoders, scheduler_config: dict[str, Any]) -> 
     return "sd2" if sd2 else "sd1"
 
 
-def training_noise_scheduler(v_parameterization: bool):
+def training_noise_scheduler(v_parameterization: bool, zero_terminal_snr: bool = False):
+    """SD's DDPM schedule; zero_terminal_snr rescales the betas so the last step is pure noise
+    (alpha-bar 0), as kohya's fix_noise_scheduler_betas_for_zero_terminal_snr."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                         clip_sample=False, prediction_type="v_prediction" if v_parameterization else "epsilon")
+                         clip_sample=False, prediction_type="v_prediction" if v_parameterization else "epsilon",
+                         rescale_betas_zero_snr=zero_terminal_snr)
+
+
+# NoobAI-style v-prediction SDXL files carry these (empty) tensors as markers.
+PREDICTION_MARKERS = ("v_pred", "ztsnr")
+
+
+def _single_file_keys(path: Path) -> list[str]:
+    """The tensor names of a .safetensors checkpoint (header validated: one line naming a bad file)."""
+    from trainer.safetensors_read import read_header
+
+    return list(read_header(path).entries)
 
 
 def _is_sdxl_single_file(path: Path) -> bool:
-    from trainer.safetensors_read import read_header
+    return any(k.startswith("conditioner.embedders.1") for k in _single_file_keys(path))
 
-    return any(k.startswith("conditioner.embedders.1") for k in read_header(path).entries)
+
+def prediction_from_markers(config: TrainConfig, markers: set[str], source: str,
+                            warn: Callable[[str], None]) -> tuple[bool | None, bool | None]:
+    """(v_parameterization, zero_terminal_snr) after a checkpoint's v_pred/ztsnr markers: turned on
+    with a line saying so; an explicit epsilon run of a v-prediction model is refused."""
+    v_param, ztsnr = config.v_parameterization, config.zero_terminal_snr
+    if "v_pred" not in markers:
+        return v_param, ztsnr
+    if v_param is False:
+        raise TrainError(f"{source}: a v-prediction model (it carries the v_pred marker key) cannot be trained "
+                         "with v_parameterization = false (epsilon): its images come out black or noise. Unset "
+                         "v_parameterization (it is turned on for this model) or set it to true")
+    turned = []
+    if v_param is None:
+        v_param = True
+        turned.append("v_parameterization")
+    if "ztsnr" in markers and ztsnr is None:
+        ztsnr = True
+        turned.append("zero_terminal_snr")
+    if turned:
+        warn(f"{Path(source).name}: v-prediction model ({'/'.join(sorted(markers & set(PREDICTION_MARKERS)))} "
+             f"marker keys): {' and '.join(turned)} turned on")
+    return v_param, ztsnr
 
 
 def _check_ckpt(path: Path) -> None:
@@ -150,6 +187,7 @@ def _scheduler_config(source: str) -> dict[str, Any]:
 def load_models(config: TrainConfig, warn: Callable[[str], None] = lambda message: None) -> Models:
     """Load the base model named by config.pretrained_model (and config.vae)."""
     source = config.pretrained_model
+    v_param_set, ztsnr_set = config.v_parameterization, config.zero_terminal_snr
     if not source:
         raise TrainError("no base model given; set pretrained_model (a diffusers folder, .safetensors or hub id)")
     path = Path(source)
@@ -164,6 +202,8 @@ def load_models(config: TrainConfig, warn: Callable[[str], None] = lambda messag
     elif suffix == ".safetensors":
         if not path.is_file():
             raise TrainError(f"{source}: no such checkpoint file")
+        markers = set(_single_file_keys(path)) & set(PREDICTION_MARKERS)
+        v_param_set, ztsnr_set = prediction_from_markers(config, markers, source, warn)
         comps = _components_from_single_file(path, config.model_type, config.pretrained_model_config)
     else:
         comps = _components_from_diffusers(source)
@@ -179,13 +219,19 @@ def load_models(config: TrainConfig, warn: Callable[[str], None] = lambda messag
     elif (model_type == "sdxl") != (len(text_encoders) > 1):
         raise TrainError(f"{source}: model_type = {model_type} does not match the model "
                          f"({'two text encoders' if len(text_encoders) > 1 else 'one text encoder'})")
-    v_param = config.v_parameterization if config.v_parameterization is not None else model_type == "sd2-v"
+    v_model = model_type == "sd2-v" or scheduler_config.get("prediction_type") == "v_prediction"
+    if v_model and v_param_set is False:
+        raise TrainError(f"{source}: a v-prediction model (its scheduler says prediction_type = v_prediction) "
+                         "cannot be trained with v_parameterization = false (epsilon); unset it or set it to true")
+    v_param = v_param_set if v_param_set is not None else v_model
+    ztsnr = bool(ztsnr_set)
     vae = comps["vae"]
     if config.vae:
         vae = load_vae(config.vae)
     return Models(unet=comps["unet"], vae=vae, text_encoders=text_encoders, tokenizers=tokenizers,
-                  noise_scheduler=training_noise_scheduler(v_param), sample_scheduler_config=scheduler_config,
-                  model_type=model_type, v_parameterization=v_param, name=path.name or source)
+                  noise_scheduler=training_noise_scheduler(v_param, ztsnr), sample_scheduler_config=scheduler_config,
+                  model_type=model_type, v_parameterization=v_param, name=path.name or source,
+                  zero_terminal_snr=ztsnr)
 
 
 def load_vae(source: str):

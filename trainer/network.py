@@ -1,4 +1,5 @@
-"""LoRA modules with kohya's semantics, patched into the frozen model's forward.
+"""LoRA modules with kohya's semantics, patched into the frozen model's forward (LyCORIS kinds: see
+network_kinds).
 
 Each adapted Linear/Conv2d keeps its weights; its forward becomes
 `org(x) + up(dropout(down(x))) * multiplier * alpha/dim`, with down Kaiming-uniform and up zero
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainer.block_lr import weight_of
 from trainer.errors import LoRAFileError
 from trainer.lora_keys import (
     is_conv_rank,
@@ -21,6 +23,7 @@ from trainer.lora_keys import (
     text_encoder_prefixes,
     unet_lora_targets,
 )
+from trainer.network_kinds import NetworkSpec, make_lycoris_module, refresh_lycoris_scale
 
 
 class LoRAModule(nn.Module):
@@ -83,36 +86,56 @@ class NetworkOptions:
     conv_alpha: float | None = None
     train_unet: bool = True
     train_text_encoder: bool = True
+    network_type: str = "lora"
+    dora: bool = False
+    lokr_factor: int = -1
+    block_lr_weights: tuple[float, ...] | None = None
+
+    def spec(self) -> NetworkSpec:
+        return NetworkSpec(self.network_type, self.dim, self.alpha, self.conv_dim,
+                           self.conv_alpha if self.conv_alpha is not None else 1.0, self.dropout, self.dora,
+                           self.lokr_factor)
 
 
 class LoRANetwork(nn.Module):
-    """All LoRA modules of a model; submodule names are the kohya names."""
+    """All LoRA (or LyCORIS) modules of a model; submodule names are the kohya names."""
 
     def __init__(self, unet: nn.Module, text_encoders: list[nn.Module], model_type: str,
                  options: NetworkOptions) -> None:
         super().__init__()
         self.unet_names: list[str] = []
         self.text_encoder_names: list[str] = []
-        conv_alpha = options.conv_alpha if options.conv_alpha is not None else 1.0
+        self.sdxl = model_type == "sdxl"
+        self.block_weights = list(options.block_lr_weights) if options.block_lr_weights else None
+        spec = options.spec()
+        conv_alpha = spec.conv_alpha
+
+        def make(name: str, module: nn.Module, dim: int, alpha: float | None) -> nn.Module:
+            if spec.uses_lycoris:
+                return make_lycoris_module(name, module, dim, alpha if alpha is not None else float(dim), spec)
+            return LoRAModule(name, module, dim, alpha, options.dropout)
+
         if options.train_unet:
             targets = unet_lora_targets(unet, model_type, conv=bool(options.conv_dim))
             for name, (_path, module) in targets.items():
+                if self.block_weights is not None and weight_of(self.block_weights, name, self.sdxl) == 0:
+                    continue  # a block with LR weight 0 gets no LoRA (as kohya)
                 if is_conv_rank(module):
                     if not options.conv_dim:
                         continue
-                    lora = LoRAModule(name, module, options.conv_dim, conv_alpha, options.dropout)
+                    lora = make(name, module, options.conv_dim, conv_alpha)
                 else:
-                    lora = LoRAModule(name, module, options.dim, options.alpha, options.dropout)
+                    lora = make(name, module, options.dim, options.alpha)
                 self.add_module(name, lora)
                 self.unet_names.append(name)
         if options.train_text_encoder:
             for prefix, encoder in zip(text_encoder_prefixes(model_type), text_encoders, strict=False):
                 for name, (_path, module) in text_encoder_lora_targets(encoder, prefix).items():
-                    self.add_module(name, LoRAModule(name, module, options.dim, options.alpha, options.dropout))
+                    self.add_module(name, make(name, module, options.dim, options.alpha))
                     self.text_encoder_names.append(name)
 
-    def loras(self) -> list[LoRAModule]:
-        return [m for m in self.children() if isinstance(m, LoRAModule)]
+    def loras(self) -> list[nn.Module]:
+        return list(self.children())
 
     def apply_to(self) -> None:
         for lora in self.loras():
@@ -123,14 +146,20 @@ class LoRANetwork(nn.Module):
             lora.restore()
 
     def parameter_groups(self, unet_lr: float, text_encoder_lr: float) -> list[dict]:
-        """Optimizer groups; a learning rate of 0 leaves that part out (as kohya)."""
+        """Optimizer groups; a learning rate of 0 leaves that part out (as kohya). With block LR
+        weights, the UNet has one group per weight (lr = unet_lr x weight)."""
         groups = []
         te = [p for n in self.text_encoder_names for p in getattr(self, n).parameters()]
-        un = [p for n in self.unet_names for p in getattr(self, n).parameters()]
         if te and text_encoder_lr > 0:
             groups.append({"params": te, "lr": text_encoder_lr, "name": "textencoder"})
-        if un and unet_lr > 0:
-            groups.append({"params": un, "lr": unet_lr, "name": "unet"})
+        by_weight: dict[float, list] = {}
+        for n in self.unet_names:
+            weight = weight_of(self.block_weights, n, self.sdxl)
+            by_weight.setdefault(weight, []).extend(getattr(self, n).parameters())
+        for weight, params in sorted(by_weight.items(), reverse=True):
+            if params and unet_lr * weight > 0:
+                name = "unet" if self.block_weights is None else f"unet_x{weight:g}"
+                groups.append({"params": params, "lr": unet_lr * weight, "name": name})
         return groups
 
     def load_weights(self, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -139,14 +168,18 @@ class LoRANetwork(nn.Module):
         unknown = [k for k in tensors if k not in own]
         if unknown:
             raise LoRAFileError(f"{source}: {len(unknown)} key(s) do not match this model and network "
-                                f"(e.g. {unknown[0]}); was it trained on another model type or with conv_dim?")
+                                f"(e.g. {unknown[0]}); was it trained on another model type, network_type "
+                                f"or conv_dim?")
         for key, value in tensors.items():
             if tuple(value.shape) != tuple(own[key].shape):
                 raise LoRAFileError(f"{source}: {key} has shape {tuple(value.shape)}, this network needs "
                                     f"{tuple(own[key].shape)}; set network_dim/conv_dim to the file's rank")
         self.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in tensors.items()}})
         for lora in self.loras():
-            lora.refresh_scale()
+            if isinstance(lora, LoRAModule):
+                lora.refresh_scale()
+            else:
+                refresh_lycoris_scale(lora)
 
     def kohya_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach() for k, v in self.state_dict().items()}

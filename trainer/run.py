@@ -9,66 +9,32 @@ into the frozen model's forward, as kohya's is).
 from __future__ import annotations
 
 import math
-import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from trainer.caption_augment import CaptionOptions, strip_separator
+from trainer.caption_augment import CaptionOptions
 from trainer.checks import DeviceInfo, check_config, check_dataset, resolve_mixed_precision
 from trainer.config import TrainConfig
 from trainer.errors import TrainError, TrainingDiverged
 from trainer.events import EventSink, make_event
+from trainer.run_caches import CachesMixin
+from trainer.run_outputs import OutputsMixin
+from trainer.run_setup import (
+    Interrupt,
+    check_feature_options,
+    mask_options,
+    plan_steps,
+    resolve_max_token_length,
+)
+
+__all__ = ["plan_steps", "resolve_max_token_length", "train"]
 
 NAN_MESSAGE = ("{what} {value} at step {step}: training diverged. Likely cause: fp16 overflow or a too high "
                "learning rate; try mixed_precision = bf16 or a lower learning_rate/text_encoder_lr. "
                "The last good save is kept{last}.")
-
-
-def resolve_max_token_length(config: TrainConfig, captions: list[str]) -> int:
-    """75/150/225, or for "auto" the smallest that fits the longest caption (as validate recommends)."""
-    if config.max_token_length != "auto":
-        return int(config.max_token_length)
-    from prep.clip_tokens import count_tokens, recommended_max_token_length
-
-    longest = max((count_tokens(strip_separator(c, config.keep_tokens_separator)) for c in captions), default=0)
-    return recommended_max_token_length(longest)
-
-
-class _Interrupt:
-    """SIGINT sets a flag; the loop saves the state at the next step boundary and stops."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _Interrupt:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and self._previous not in (None, signal.SIG_IGN):
-            signal.default_int_handler(signum, frame)
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def plan_steps(config: TrainConfig, local_batches: int) -> tuple[int, int, int]:
-    """(optimizer steps per epoch, epochs, total steps) as kohya: max_train_epochs wins over steps."""
-    per_epoch = max(math.ceil(local_batches / config.gradient_accumulation_steps), 1)
-    if config.max_train_epochs is not None:
-        return per_epoch, config.max_train_epochs, per_epoch * config.max_train_epochs
-    if config.max_train_steps is not None:
-        return per_epoch, math.ceil(config.max_train_steps / per_epoch), config.max_train_steps
-    return per_epoch, 10, per_epoch * 10
 
 
 def train(config: TrainConfig, emit: EventSink | None = None,
@@ -85,7 +51,12 @@ def train(config: TrainConfig, emit: EventSink | None = None,
     device_info = DeviceInfo.detect()
     warnings += [w for w in check_config(config, device_info) if w not in warnings]
     precision = resolve_mixed_precision(config, device_info)
-    accelerator = Accelerator(mixed_precision=precision, cpu=not device_info.cuda)
+    check_feature_options(config)
+    from trainer.trackers import check_tracker, logging_dir
+
+    check_tracker(config.log_with)
+    accelerator = Accelerator(mixed_precision=precision, cpu=not device_info.cuda, log_with=config.log_with,
+                              project_dir=str(logging_dir(config)) if config.log_with else None)
     main = accelerator.is_main_process
     rank, world = accelerator.process_index, accelerator.num_processes
 
@@ -122,7 +93,7 @@ def train(config: TrainConfig, emit: EventSink | None = None,
     return trainer.run()
 
 
-class _Trainer:
+class _Trainer(CachesMixin, OutputsMixin):
     def __init__(self, config, accelerator, models, training, max_token_length, weight_dtype, precision, send,
                  base_version, device, rank, world) -> None:
         self.config, self.accelerator, self.models, self.training = config, accelerator, models, training
@@ -132,6 +103,9 @@ class _Trainer:
         self.loading: Callable[[str], None] = lambda what: None
         self.output_dir = Path(config.output_dir)
         self.last_save: Path | None = None
+        self.mask_options = mask_options(config, training, send)
+        self.last_sample_step: int | None = None
+        self.text_cache = None
 
     # -- setup -------------------------------------------------------------------------------
     def _prepare_models(self) -> None:
@@ -150,6 +124,11 @@ class _Trainer:
         # SDXL's VAE overflows in fp16 (NaN latents): keep it in fp32 there.
         vae_dtype = self.weight_dtype if half and not models.is_sdxl else torch.float32
         models.vae.to(self.device, **({"dtype": vae_dtype} if vae_dtype != models.vae.dtype else {}))
+        if config.fp8_base:
+            from trainer.fp8 import store_fp8
+
+            for module in [models.unet, *models.text_encoders]:
+                store_fp8(module)
         if config.xformers:
             models.unet.enable_xformers_memory_efficient_attention()
         if config.gradient_checkpointing:
@@ -163,13 +142,18 @@ class _Trainer:
     def _build_network(self) -> None:
         import torch
 
+        from trainer.block_lr import block_lr_weights
         from trainer.lora_modules import read_network_weights
         from trainer.network import LoRANetwork, NetworkOptions
+        from trainer.network_kinds import network_spec
 
         config = self.config
         torch.manual_seed(config.seed)
-        options = NetworkOptions(config.network_dim, config.network_alpha, config.network_dropout, config.conv_dim,
-                                 config.conv_alpha, self.train_unet, self.train_text_encoder)
+        spec = network_spec(config)
+        weights = block_lr_weights(config, self.models.is_sdxl)
+        options = NetworkOptions(spec.dim, spec.alpha, spec.dropout, spec.conv_dim, spec.conv_alpha, self.train_unet,
+                                 self.train_text_encoder, spec.network_type, spec.dora, spec.lokr_factor,
+                                 tuple(weights) if weights else None)
         self.network = LoRANetwork(self.models.unet, self.models.text_encoders, self.models.model_type, options)
         if config.network_weights is not None:
             tensors = read_network_weights(config.network_weights)
@@ -184,20 +168,6 @@ class _Trainer:
             raise TrainError("nothing to train: every learning rate of the trained parts is 0")
         self.params = [p for g in groups for p in g["params"]]
 
-    def _build_cache(self):
-        from trainer.latent_cache import LatentCache
-
-        config = self.config
-        if not config.cache_latents:
-            return None
-        cache = LatentCache()
-        indices = sorted({i for entries in self.training.buckets.values() for i in entries})
-        cache.build(self.training.images, indices, self.models.vae, scaling=self.models.latent_scaling,
-                    flip_aug=config.flip_aug, to_disk=config.cache_latents_to_disk and self.main,
-                    sdxl=self.models.is_sdxl, device=self.device, dtype=self.models.vae.dtype)
-        self.models.vae.to("cpu")  # no longer needed on the GPU (sampling moves it back)
-        return cache
-
     # -- helpers -----------------------------------------------------------------------------
     def _local_batches(self, epoch: int) -> list[list[int]]:
         batches = self.training.epoch_batches(epoch)
@@ -207,52 +177,6 @@ class _Trainer:
         # Every process runs the same number of steps (a short shard wraps around), else the
         # gradient all-reduce would wait forever.
         return [batches[(self.rank + i * self.world) % len(batches)] for i in range(per_process)]
-
-    def _metadata(self, step: int, epoch: int) -> dict[str, str]:
-        from trainer.metadata import finish_metadata
-
-        return finish_metadata(self.base_metadata, step=step, epoch=epoch)
-
-    def _save(self, path: Path, step: int, epoch: int, position: dict[str, Any] | None) -> None:
-        import torch
-
-        from trainer.saving import SAVE_DTYPES, save_lora, save_state, state_dir_for
-
-        if not self.main:
-            return
-        tensors = self.network.kohya_state_dict()
-        dtype = SAVE_DTYPES[self.config.save_precision]
-        if not all(bool(torch.isfinite(t.to(dtype)).all()) for t in tensors.values()):
-            self._diverged(f"the LoRA weights overflow save_precision = {self.config.save_precision}",
-                           "(inf)", step)
-        save_lora(path, tensors, self._metadata(step, epoch), self.config.save_precision)
-        self.last_save = path
-        self.send("save", step=step, path=str(path))
-        if self.config.save_state and position is not None:
-            save_state(state_dir_for(path), network_state=self.network.state_dict(), optimizer=self.optimizer,
-                       scheduler=self.scheduler, scaler=self.accelerator.scaler, position=position)
-
-    def _sample(self, step: int, epoch: int | None) -> None:
-        import torch
-
-        from trainer.sampling import generate_samples, read_prompt_file
-
-        if not self.main or self.config.sample_prompts is None:
-            return
-        prompts = read_prompt_file(Path(self.config.sample_prompts))
-        vae_device = next(self.models.vae.parameters()).device
-        self.models.vae.to(self.device)
-        self.network.eval()
-        try:
-            paths = generate_samples(self.models, prompts, self.output_dir / "sample", self.config.output_name,
-                                     step=step, epoch=epoch, device=self.device, dtype=self.weight_dtype)
-        finally:
-            self.network.train()
-            self.models.vae.to(vae_device)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-        for path in paths:
-            self.send("sample", step=step, path=str(path))
 
     def _all_reduce_grads(self) -> None:
         import torch
@@ -294,8 +218,9 @@ class _Trainer:
 
         from trainer.metadata import build_metadata
         from trainer.optim import build_optimizer, build_scheduler
-        from trainer.saving import Rotation, epoch_name, final_name, load_state, state_dir_for, step_name
-        from trainer.step import EpochBatches, batch_loader, compute_loss
+        from trainer.saving import Rotation, epoch_name, final_name, restore_state, state_dir_for, step_name
+        from trainer.step import EpochBatches, LossOptions, batch_loader, compute_loss
+        from trainer.watch import RunWatch
 
         config, accelerator = self.config, self.accelerator
         started = time.time()
@@ -312,18 +237,22 @@ class _Trainer:
             v_parameterization=self.models.v_parameterization, base_model_version=self.base_version,
             model_name=self.models.name, mixed_precision=self.precision, max_token_length=self.max_token_length,
             total_steps=total_steps, epochs=epochs, batches_per_epoch=local_count, unet_lr=self.unet_lr,
-            text_encoder_lr=self.te_lr, started_at=started)
+            text_encoder_lr=self.te_lr, started_at=started, zero_terminal_snr=self.models.zero_terminal_snr)
         global_step, start_epoch, start_batch = 0, 0, 0
+        self.watch = RunWatch(config, network=self.network, accelerator=accelerator, training=self.training,
+                              main=self.main, send=self.send)
         if config.resume is not None:
-            state = load_state(Path(config.resume))
-            self.network.load_weights(state["network"], str(config.resume))
-            self.optimizer.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            if "scaler" in state and accelerator.scaler is not None:
-                accelerator.scaler.load_state_dict(state["scaler"])
-            position = state["position"]
-            global_step, start_epoch, start_batch = (int(position["step"]), int(position["epoch"]),
-                                                     int(position["batch"]))
+            position = restore_state(Path(config.resume), network=self.network, optimizer=self.optimizer.optimizer,
+                                     scheduler=self.scheduler, scaler=accelerator.scaler, ema=self.watch.ema)
+            global_step, start_epoch, start_batch = position["step"], position["epoch"], position["batch"]
+        self.watch.prepare(self.models, self.device, self.mask_options)
+        caption_options = CaptionOptions(config.shuffle_caption, config.keep_tokens, config.keep_tokens_separator,
+                                         config.caption_dropout_rate, config.caption_tag_dropout_rate)
+        loss_options = LossOptions.from_config(config, train_text_encoder=self.train_text_encoder and self.te_lr > 0,
+                                               max_token_length=self.max_token_length)
+        if config.cache_text_encoder_outputs or config.cache_text_encoder_outputs_to_disk:
+            self.loading("caching text encoder outputs")
+        self.text_cache = self._build_text_cache(caption_options, loss_options)
         if config.cache_latents:
             self.loading("caching latents")
         cache = self._build_cache()
@@ -334,15 +263,19 @@ class _Trainer:
                   images_with_repeats=self.training.num_train_images, reg_images=self.training.num_reg_images,
                   steps_per_epoch=steps_per_epoch, max_token_length=self.max_token_length,
                   model_type=self.models.model_type, mixed_precision=self.precision, config=config.to_dict())
-        caption_options = CaptionOptions(config.shuffle_caption, config.keep_tokens, config.keep_tokens_separator,
-                                         config.caption_dropout_rate, config.caption_tag_dropout_rate)
         autocast = accelerator.autocast if self.precision != "no" else nullcontext
+
+        def validate(step: int, epoch: int) -> None:
+            self.watch.validate(step, models=self.models, network=self.network, options=loss_options,
+                                device=self.device, weight_dtype=self.weight_dtype, autocast=autocast,
+                                text_cache=self.text_cache,
+                                save_best=lambda path: self._save(path, step, epoch, None))
         epoch_rotation, step_rotation = Rotation(config.save_last_n), Rotation(config.save_last_n)
         accum = config.gradient_accumulation_steps
         loop_started, loop_start_step = time.time(), global_step
         stopped_by_user = False
         last_position = {"step": global_step, "epoch": start_epoch, "batch": start_batch}
-        with _Interrupt() as interrupt:
+        with Interrupt() as interrupt:
             for epoch in range(start_epoch, epochs):
                 if global_step >= total_steps:
                     break
@@ -352,14 +285,12 @@ class _Trainer:
                 data = EpochBatches(self.training, batches, first, epoch=epoch, rank=self.rank, seed=config.seed,
                                     caption_options=caption_options, flip_aug=config.flip_aug,
                                     random_crop=config.random_crop, prior_loss_weight=config.prior_loss_weight,
-                                    cache=cache)
+                                    cache=cache, masks=self.mask_options)
                 for index, seed, batch in batch_loader(data, config.max_data_loader_n_workers):
                     torch.manual_seed(seed)
-                    loss = compute_loss(self.models, batch, device=self.device, weight_dtype=self.weight_dtype,
-                                        train_text_encoder=self.train_text_encoder and self.te_lr > 0,
-                                        max_token_length=self.max_token_length, clip_skip=config.clip_skip,
-                                        noise_offset=config.noise_offset, min_snr_gamma=config.min_snr_gamma,
-                                        autocast=autocast)
+                    text = self.text_cache.get(batch.captions, self.device) if self.text_cache else None
+                    loss = compute_loss(self.models, batch, loss_options, device=self.device,
+                                        weight_dtype=self.weight_dtype, autocast=autocast, text=text)
                     loss_value = self._mean(loss.detach())
                     if not math.isfinite(loss_value):
                         self._diverged("loss is", loss_value, global_step + 1)
@@ -385,6 +316,8 @@ class _Trainer:
                     lrs = self.scheduler.get_last_lr()
                     self.send("step", step=global_step, epoch=epoch + 1, loss=loss_value, lr=lrs[-1],
                               it_per_s=rate, eta_s=(total_steps - global_step) / rate if rate > 0 else None)
+                    self.watch.after_step(global_step, loss_value, self.optimizer.optimizer.param_groups,
+                                          new_epoch=index == first)
                     position = {"step": global_step, "epoch": epoch + (1 if last_in_epoch else 0),
                                 "batch": 0 if last_in_epoch else index + 1}
                     last_position = position
@@ -397,16 +330,14 @@ class _Trainer:
                     if (config.sample_every_n_steps and not config.sample_every_n_epochs
                             and global_step % config.sample_every_n_steps == 0):
                         self._sample(global_step, None)
+                    if self.watch.due_after_step(global_step):
+                        validate(global_step, epoch + 1)
                     if self._any(interrupt.requested) and not done:
                         path = self.output_dir / step_name(config.output_name, global_step)
                         self._save(path, global_step, epoch + 1, position)
                         state = state_dir_for(path) if config.save_state else None
                         if self.main and not config.save_state:
-                            from trainer.saving import save_state
-
-                            state = save_state(state_dir_for(path), network_state=self.network.state_dict(),
-                                               optimizer=self.optimizer, scheduler=self.scheduler,
-                                               scaler=accelerator.scaler, position=position)
+                            state = self._write_state(state_dir_for(path), position)
                         self.send("warning", message=f"interrupted at step {global_step}; state saved to {state}; "
                                                      f"continue with --resume {state}")
                         stopped_by_user = True
@@ -416,6 +347,8 @@ class _Trainer:
                 if stopped_by_user:
                     break
                 number = epoch + 1
+                if self.watch.due_after_epoch(number):
+                    validate(global_step, number)
                 if number < epochs and global_step < total_steps:
                     position = {"step": global_step, "epoch": number, "batch": 0}
                     if config.save_every_n_epochs and number % config.save_every_n_epochs == 0:
@@ -429,10 +362,13 @@ class _Trainer:
         if stopped_by_user:
             raise KeyboardInterrupt
         final_epoch = min(epochs, start_epoch + 1 + (global_step - 1) // max(steps_per_epoch, 1)) if global_step else 0
+        if self.watch.validator is not None:
+            validate(global_step, final_epoch)  # the final weights are evaluated too (once per step)
         final = self.output_dir / final_name(config.output_name)
         self._save(final, global_step, final_epoch, last_position)
-        if config.sample_every_n_epochs or config.sample_every_n_steps:
+        if (config.sample_every_n_epochs or config.sample_every_n_steps) and self.last_sample_step != global_step:
             self._sample(global_step, final_epoch if config.sample_every_n_epochs else None)
         self.send("done", path=str(final), steps=global_step, seconds=round(time.time() - started, 3))
+        self.watch.close()
         self.network.restore()
         return final

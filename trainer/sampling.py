@@ -68,14 +68,32 @@ def sample_file_name(output_name: str, *, step: int, epoch: int | None, index: i
     return f"{output_name}_{number}_{index:02d}_{stamp}{seed_part}.png"
 
 
+def prompt_embeddings(models, sample: SamplePrompt, *, max_token_length: int, clip_skip: int,
+                      device) -> dict:
+    """The pipeline's embedding arguments for one prompt, encoded exactly as training encodes captions
+    (75-token chunks up to max_token_length, clip_skip on SD 1.x/2.x)."""
+    from trainer.text_encoding import encode_sd, encode_sdxl
+
+    texts = [sample.prompt, sample.negative]
+    if models.is_sdxl:
+        states, pooled = encode_sdxl(models.text_encoders, models.tokenizers, texts, max_token_length, device)
+        return {"prompt_embeds": states[:1], "negative_prompt_embeds": states[1:],
+                "pooled_prompt_embeds": pooled[:1], "negative_pooled_prompt_embeds": pooled[1:]}
+    states = encode_sd(models.text_encoders[0], models.tokenizers[0], texts, max_token_length, clip_skip, device)
+    return {"prompt_embeds": states[:1], "negative_prompt_embeds": states[1:]}
+
+
 def generate_samples(models, prompts: list[SamplePrompt], out_dir: Path, output_name: str, *, step: int,
-                     epoch: int | None, device, dtype) -> list[Path]:
+                     epoch: int | None, device, dtype, max_token_length: int = 75,
+                     clip_skip: int = 1) -> list[Path]:
     """Render every prompt with the current (LoRA-patched) model; returns the PNG paths."""
     import torch
     from diffusers import DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
+    extra = {"rescale_betas_zero_snr": True, "timestep_spacing": "trailing"} if models.zero_terminal_snr else {}
     scheduler = DDIMScheduler.from_config(models.sample_scheduler_config or {}, clip_sample=False,
-                                          prediction_type="v_prediction" if models.v_parameterization else "epsilon")
+                                          prediction_type="v_prediction" if models.v_parameterization else "epsilon",
+                                          **extra)
     common = {"vae": models.vae, "unet": models.unet, "scheduler": scheduler}
     if models.is_sdxl:
         pipe = StableDiffusionXLPipeline(text_encoder=models.text_encoders[0], text_encoder_2=models.text_encoders[1],
@@ -92,9 +110,10 @@ def generate_samples(models, prompts: list[SamplePrompt], out_dir: Path, output_
         for index, sample in enumerate(prompts):
             generator = torch.Generator("cpu").manual_seed(sample.seed if sample.seed is not None else step + index)
             with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                image = pipe(sample.prompt, negative_prompt=sample.negative or None, width=sample.width,
-                             height=sample.height, num_inference_steps=sample.steps, guidance_scale=sample.scale,
-                             generator=generator).images[0]
+                embeds = prompt_embeddings(models, sample, max_token_length=max_token_length, clip_skip=clip_skip,
+                                           device=device)
+                image = pipe(width=sample.width, height=sample.height, num_inference_steps=sample.steps,
+                             guidance_scale=sample.scale, generator=generator, **embeds).images[0]
             path = out_dir / sample_file_name(output_name, step=step, epoch=epoch, index=index, seed=sample.seed)
             image.save(path)
             paths.append(path)

@@ -22,6 +22,7 @@ from trainer.lora_file import save_lora_file
 
 SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 STATE_FILE = "train_state.json"
+EMA_FILE = "ema.safetensors"
 
 
 def final_name(output_name: str) -> str:
@@ -45,7 +46,7 @@ def save_lora(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, 
 
 
 def save_state(folder: Path, *, network_state: dict[str, torch.Tensor], optimizer, scheduler, scaler,
-               position: dict[str, Any]) -> Path:
+               position: dict[str, Any], ema_state: dict[str, torch.Tensor] | None = None) -> Path:
     """Write a state folder next to a temp name, then swap it in (an interrupted save keeps the old one)."""
     from safetensors.torch import save_file
 
@@ -59,6 +60,8 @@ def save_state(folder: Path, *, network_state: dict[str, torch.Tensor], optimize
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     if scaler is not None:
         torch.save(scaler.state_dict(), tmp / "scaler.pt")
+    if ema_state is not None:
+        save_file(ema_state, str(tmp / EMA_FILE))
     atomic_write_text(tmp / STATE_FILE, json.dumps(position, indent=2))
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
@@ -71,25 +74,104 @@ def save_state(folder: Path, *, network_state: dict[str, torch.Tensor], optimize
     return folder
 
 
-def load_state(folder: Path) -> dict[str, Any]:
-    """The parts of a state folder (tensors loaded with weights_only)."""
+_STATE_HINT = "pass a folder written by save_state (or train without resume)"
+
+
+def _state_error(path: Path, reason: str) -> TrainError:
+    return TrainError(f"{path}: not a readable training state ({reason}); {_STATE_HINT}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+# Everything a hostile or damaged file makes the readers raise: pickles refused by weights_only
+# (UnpicklingError), wrong types (TypeError), nesting (RecursionError), bad headers (SafetensorError).
+def _read_failures() -> tuple[type[BaseException], ...]:
+    import pickle
+
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, TypeError, RuntimeError, RecursionError, KeyError, AttributeError, EOFError,
+            IndexError, pickle.UnpicklingError, SafetensorError)
+
+
+def _read_position(path: Path) -> dict[str, int]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        position = {key: int(data[key]) for key in ("step", "epoch", "batch")}
+    except _read_failures() as exc:
+        raise _state_error(path, _reason(exc)) from None
+    if any(value < 0 for value in position.values()):
+        raise _state_error(path, "negative step, epoch or batch")
+    return position
+
+
+def _read_network(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    folder = Path(folder)
     try:
-        position = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        parts: dict[str, Any] = {
-            "position": position,
-            "network": load_file(str(folder / "network.safetensors")),
-            "optimizer": torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True),
-            "scheduler": torch.load(folder / "scheduler.pt", map_location="cpu", weights_only=True),
-        }
-        if (folder / "scaler.pt").is_file():
-            parts["scaler"] = torch.load(folder / "scaler.pt", map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise TrainError(f"{folder}: not a readable training state ({exc}); pass a folder written by "
-                         "save_state") from None
+        tensors = load_file(str(path))
+    except _read_failures() as exc:
+        raise _state_error(path, _reason(exc)) from None
+    empty = [key for key, value in tensors.items() if value.numel() == 0 and value.dim() > 0]
+    if empty:
+        raise _state_error(path, f"{empty[0]} has a zero-size shape {tuple(tensors[empty[0]].shape)} (a zero-rank LoRA)")
+    return tensors
+
+
+def _read_torch(path: Path) -> Any:
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except _read_failures() as exc:
+        raise _state_error(path, _reason(exc)) from None
+    if not isinstance(value, dict):
+        raise _state_error(path, f"holds a {type(value).__name__}, not a state dict")
+    return value
+
+
+def load_state(folder: Path) -> dict[str, Any]:
+    """The parts of a state folder; tensors only (torch.load with weights_only); every failure one
+    TrainError naming the file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TrainError(f"{folder}: no such training state folder; {_STATE_HINT}")
+    parts: dict[str, Any] = {
+        "position": _read_position(folder / STATE_FILE),
+        "network": _read_network(folder / "network.safetensors"),
+        "optimizer": _read_torch(folder / "optimizer.pt"),
+        "scheduler": _read_torch(folder / "scheduler.pt"),
+    }
+    if (folder / "scaler.pt").is_file():
+        parts["scaler"] = _read_torch(folder / "scaler.pt")
+    if (folder / EMA_FILE).is_file():
+        parts["ema"] = _read_network(folder / EMA_FILE)
     return parts
+
+
+def restore_state(folder: Path, *, network, optimizer, scheduler, scaler, ema=None) -> dict[str, int]:
+    """Load a state folder into the run's objects; returns its position {step, epoch, batch}. A state
+    without EMA weights starts the average from the resumed weights."""
+    folder = Path(folder)
+    state = load_state(folder)
+    network.load_weights(state["network"], str(folder / "network.safetensors"))
+    if ema is not None and "ema" in state:
+        ema.load_state_dict(state["ema"], str(folder / EMA_FILE))
+    elif ema is not None:
+        ema.shadow = {name: p.detach().to(t.device, torch.float32, copy=True)
+                      for (name, p), t in zip(ema.params.items(), ema.shadow.values(), strict=True)}
+    for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler)):
+        if name not in state or target is None:
+            continue
+        try:
+            target.load_state_dict(state[name])
+        except _read_failures() as exc:
+            raise TrainError(f"{folder / (name + '.pt')}: does not fit this run ({_reason(exc)}); was the state "
+                             "written with other network or optimizer settings?") from None
+    return state["position"]
 
 
 class Rotation:

@@ -26,7 +26,8 @@ def _write_config(path: Path, model: Path, dataset: Path, output: Path, table: s
     values = {**TINY, "pretrained_model": str(model), "dataset": str(dataset), "output_dir": str(output), **extra}
     lines = [f"[{table}]"] if table else []
     for key, value in values.items():
-        lines.append(f"{key} = {json.dumps(value)}")
+        if value is not None:  # None: leave the key out (TOML has no null)
+            lines.append(f"{key} = {json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -155,6 +156,44 @@ def test_export_kohya(tmp_path, tiny_sd1, capsys):
     assert cf["max_train_epochs"] == 5 and cf["clip_skip"] == 2 and cf["max_token_length"] == 150
     assert cf["gradient_checkpointing"] is True and cf["save_precision"] == "fp16" and cf["seed"] == 42
     assert cf["output_name"] == "lora" and cf["save_model_as"] == "safetensors" and cf["prior_loss_weight"] == 1.0
+    assert cf["mixed_precision"] in ("fp16", "bf16")  # kohya's default "no" would train in fp32
+
+
+def test_export_kohya_lycoris_block_lr_and_defaults(tmp_path, tiny_sd1, capsys):
+    dataset = make_train_dataset(tmp_path / "ds")
+    config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out", network_type="loha", dora=True,
+                           conv_dim=2, up_lr_weight="sine", max_train_steps=None)
+    out = tmp_path / "kohya"
+    assert lorakit(["train", "--config", str(config), "--export-kohya", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "not exported (no kohya equivalent): down/mid/up_lr_weight" in printed
+    text = (out / "config_file.toml").read_text(encoding="utf-8")
+    assert "# Not exported (no kohya equivalent): down/mid/up_lr_weight" in text
+    cf = tomllib.loads(text)
+    assert cf["network_module"] == "lycoris.kohya"
+    assert cf["network_args"] == ["algo=loha", "conv_dim=2", "conv_alpha=2.0", "dora_wd=True"]
+    assert cf["max_train_epochs"] == 10 and "max_train_steps" not in cf  # lorakit's default, written out
+    # kohya's own LoRA takes the block weights as network_args.
+    config = _write_config(tmp_path / "train2.toml", str(tiny_sd1), dataset, tmp_path / "out",
+                           up_lr_weight="sine", mid_lr_weight="0.5", max_train_steps=None)
+    assert lorakit(["train", "--config", str(config), "--export-kohya", str(out)]) == 0
+    cf = tomllib.loads((out / "config_file.toml").read_text(encoding="utf-8"))
+    assert cf["network_module"] == "networks.lora"
+    assert cf["network_args"] == ["mid_lr_weight=0.5", "up_lr_weight=sine"]
+
+
+def test_export_kohya_model_path_is_absolute(tmp_path, tiny_sd1, monkeypatch):
+    import shutil
+
+    dataset = make_train_dataset(tmp_path / "ds")
+    shutil.copytree(tiny_sd1, tmp_path / "model")
+    monkeypatch.chdir(tmp_path)
+    config = _write_config(tmp_path / "train.toml", tiny_sd1, dataset, tmp_path / "out")
+    # A relative path given on the command line (relative to the working folder).
+    assert lorakit(["train", "--config", str(config), "--pretrained-model", "model",
+                    "--export-kohya", str(tmp_path / "k")]) == 0
+    cf = tomllib.loads((tmp_path / "k" / "config_file.toml").read_text(encoding="utf-8"))
+    assert cf["pretrained_model_name_or_path"] == str((tmp_path / "model").resolve())
 
 
 def _env() -> dict[str, str]:

@@ -63,3 +63,14 @@ def test_batches_never_mix_buckets_and_cover_every_entry(tmp_path):
         assert counts == sorted(i for i in range(6) for _ in range(2))
     assert training.epoch_batches(1) == training.epoch_batches(1)  # seeded: resume sees the same order
     assert training.epoch_batches(0) != training.epoch_batches(1) or training.epoch_batches(0) != training.epoch_batches(2)
+
+
+def test_bucket_info_mean_aspect_error(tmp_path):
+    from trainer.buckets import BucketManager
+
+    _folder(tmp_path / "ds", "1_a", [(64, 64), (70, 50)])
+    config = _config(tmp_path / "ds")
+    info = build_training_set(config).bucket_info()
+    manager = BucketManager(config.resolution_wh(), min_size=32, max_size=128, reso_steps=32)
+    expected = (0.0 + abs(manager.select(70, 50).ar_error)) / 2
+    assert expected > 0 and info["mean_img_ar_error"] == expected
