@@ -111,10 +111,12 @@ def _read_position(path: Path) -> dict[str, int]:
 
 
 def _read_network(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    from trainer.safetensors_read import SafetensorsFileError, read_tensors
 
     try:
-        tensors = load_file(str(path))
+        tensors, _metadata = read_tensors(path)  # the validated reader (offsets, sizes, hostile JSON)
+    except SafetensorsFileError as exc:
+        raise _state_error(path, str(exc).replace(f"{path}: ", "", 1)) from None
     except _read_failures() as exc:
         raise _state_error(path, _reason(exc)) from None
     empty = [key for key, value in tensors.items() if value.numel() == 0 and value.dim() > 0]
