@@ -66,7 +66,7 @@ def test_batches_never_mix_buckets_and_cover_every_entry(tmp_path):
 
 
 def test_bucket_info_mean_aspect_error(tmp_path):
-    from trainer.buckets import BucketManager
+    from prep.buckets import BucketManager
 
     _folder(tmp_path / "ds", "1_a", [(64, 64), (70, 50)])
     config = _config(tmp_path / "ds")
