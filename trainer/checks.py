@@ -75,13 +75,13 @@ def optimizer_problem(name: str, device: DeviceInfo | None) -> str | None:
     """Why this optimizer cannot run here (from what is installed, without importing it), else None."""
     if name == "AdamW8bit":
         if not _installed("bitsandbytes"):
-            return "AdamW8bit needs bitsandbytes (pip install bitsandbytes)"
+            return "AdamW8bit needs bitsandbytes: pip install 'lorakit[gpu]'"
         if device is not None and not device.cuda:
             return "AdamW8bit needs a CUDA GPU; use AdamW on this machine"
     if name == "Prodigy" and not _installed("prodigyopt"):
-        return "Prodigy needs prodigyopt (pip install prodigyopt)"
+        return "Prodigy needs prodigyopt: pip install 'lorakit[optim]'"
     if name == "Lion" and not _installed("lion_pytorch"):
-        return "Lion needs lion-pytorch (pip install lion-pytorch)"
+        return "Lion needs lion-pytorch: pip install 'lorakit[optim]'"
     return None
 
 
@@ -155,7 +155,7 @@ def config_problems(config: TrainConfig, device: DeviceInfo | None = None) -> li
     if problem:
         need(False, "optimizer", problem)
     if config.xformers and not _installed("xformers"):
-        warn("xformers", "xformers is not installed; using PyTorch SDPA attention")
+        warn("xformers", "xformers is not installed (pip install 'lorakit[gpu]'); using PyTorch SDPA attention")
     for name in ("network_weights", "sample_prompts"):
         value = getattr(config, name)
         if value is not None and not Path(value).is_file():
