@@ -105,6 +105,7 @@ def merged_key(weights: dict, name: str, path: str) -> str:
 def test_lycoris_file_info_check_and_exact_merge(algo: str, sd1, tiny_sd1: Path, tmp_path: Path, capsys):
     path = tmp_path / f"{algo}.safetensors"
     built = build(sd1, algo, path)
+    capsys.readouterr()  # LyCORIS logs its warnings to stdout
 
     assert main(["lora", "info", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -162,6 +163,7 @@ def test_lycoris_single_file_merge_and_mixed_with_lora(sd1, tiny_sd1: Path, tmp_
     build(sd1, "lokr", lokr, seed=5)
     plain = model_lora(tiny_sd1, tmp_path / "plain.safetensors", conv=True)
     out = tmp_path / "merged.safetensors"
+    capsys.readouterr()  # LyCORIS logs its warnings to stdout
     assert main(["lora", "merge", "--base", str(tiny_sd1), "--lora", f"{loha}:0.5", "--lora", f"{lokr}:0.5",
                  "--lora", f"{plain}:0.3", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
