@@ -82,6 +82,14 @@ class Archive:
         )
         self.db.commit()
 
+    def forget_files(self, files: list[str]) -> int:
+        """Drop the rows of these dataset files (an undone scrape), so a new scrape downloads them again."""
+        removed = 0
+        for file in files:
+            removed += self.db.execute("DELETE FROM posts WHERE file = ?", (file,)).rowcount
+        self.db.commit()
+        return removed
+
     def rows(self, site: str | None = None) -> list[ArchivedPost]:
         if site is None:
             cursor = self.db.execute("SELECT * FROM posts ORDER BY site, id DESC")

@@ -64,7 +64,7 @@ def commit_download(result: DownloadResult, folder: Path, writer: Writer, catego
     op = writer.get()
     if final.exists():
         op.delete(final)  # an older file under our name that the archive did not know
-    op.move(result.part, final)
+    op.add(result.part, final)  # undo moves it to the trash (never back to .part)
     write_post_caption(op, folder / f"{post.stem}.txt", post, categories)
     return final
 

@@ -101,7 +101,7 @@ def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     makes it several times cheaper for many small files.
     """
     fn = _load_renameat2()
-    if not fn:
+    if not fn or os.environ.get("LORAKIT_NO_SWAP"):  # set: behave as on NFS/FUSE/CIFS (the portable path)
         return False
     at_cwd = -100  # AT_FDCWD
     if fn(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:  # type: ignore[operator]

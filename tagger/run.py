@@ -11,8 +11,10 @@ from pathlib import Path
 
 from prep.captions import CaptionEncodingError, format_caption, read_caption
 from prep.dataset import Dataset, Item
+from prep.errors import PrepError
 from prep.events import Advanced, Event, Finished, Started, Warned
 from prep.journal import Journal, Operation
+from prep.journal_write import failure_message
 from prep.provenance import note_sources, stored_predictions
 from tagger.compose import CaptionStyle, caption_tags, combine, split_tag_list, with_rating
 from tagger.config import TagConfig
@@ -237,7 +239,9 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
         if operation is not None:
             # A stopped consumer (GeneratorExit) is a normal end; anything else is recorded as failed.
             operation.close("done" if isinstance(exc, GeneratorExit) else "failed")
-            operation = None
+            root, operation = operation.root, None
+            if isinstance(exc, OSError):
+                raise PrepError(failure_message(exc, root)) from exc
         raise
     finally:
         if operation is not None:

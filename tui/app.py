@@ -176,22 +176,23 @@ class LorakitApp(App[None]):
 
     @work(thread=True, exclusive=True, group="undo", exit_on_error=False)
     def undo_last(self) -> None:
-        from prep.errors import UserError
-        from prep.journal import Journal
+        from prep.errors import UserError, describe_os_error
+        from tui.undo import undo_dataset
 
         try:
-            info = Journal(self.workspace.dataset).undo()
+            info = undo_dataset(self.workspace.dataset)
         except UserError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
             return
         except OSError as exc:
-            self.call_from_thread(self.notify, f"undo failed: {exc.strerror or exc}", severity="error",
+            self.call_from_thread(self.notify, f"undo failed: {describe_os_error(exc)}", severity="error",
                                   timeout=8)
             return
         self.call_from_thread(self._undone, info)
 
     def _undone(self, info) -> None:
-        self.notify(f"undone: {info.command} ({info.count} file(s) restored)")
+        kept = "".join(f"; kept your later version of {path} as {aside}" for path, aside in info.kept)
+        self.notify(f"undone: {info.command} ({info.count} file(s) restored){kept}")
         self.dataset_changed()
 
     # -- quitting while training ----------------------------------------------------------

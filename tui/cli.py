@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from prep import __version__
-from prep.errors import UserError
+from prep.errors import UserError, describe_os_error
+from prep.safe_text import printable
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -45,13 +47,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = func(args)
     except UserError as exc:
-        print(f"lorakit: error: {exc}", file=sys.stderr)
+        print(f"lorakit: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("lorakit: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        # A file the user can fix (permissions, a full disk, a folder where a file belongs): one
+        # line. Real bugs keep their traceback; LORAKIT_DEBUG=1 shows it for these too.
+        if os.environ.get("LORAKIT_DEBUG"):
+            raise
+        print(f"lorakit: error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK if code is None else int(code)
 
 

@@ -10,11 +10,17 @@ from typing import Any
 
 from prep.errors import UserError
 from prep.events import Advanced, Finished, Started, Warned
+from prep.safe_text import printable
+
+# Every path and value printed goes through `safe` (control characters escaped; prep/safe_text.py).
+safe = printable
+_RAW_IN_JSON = str.maketrans({c: f"\\u{c:04x}" for c in [0x7f, *range(0x80, 0xA0), 0x2028, 0x2029]})
 
 
 def print_json(obj: Any) -> None:
     """Exactly one JSON object on stdout."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    # json escapes C0 controls itself; DEL, C1 (0x9b is a one-byte CSI) and U+2028/9 it leaves raw.
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str).translate(_RAW_IN_JSON) + "\n")
 
 
 def expand_at_files(values: Iterable[str] | None) -> list[str]:
@@ -70,8 +76,8 @@ def drive(events: Iterable[Any], *, label: str = "", quiet: bool = False,
                 if on_warning is not None:
                     on_warning(event)
                 elif not quiet:
-                    where = f"{event.path}: " if event.path else ""
-                    message = f"warning: {where}{event.message}"
+                    where = f"{safe(event.path)}: " if event.path else ""
+                    message = f"warning: {where}{safe(event.message)}"
                     if progress is not None:
                         progress.console.print(message, markup=False, highlight=False)
                     else:

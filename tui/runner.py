@@ -7,13 +7,14 @@ StageFailed) to the node that started it; handlers on the main thread update the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from textual.dom import DOMNode
 from textual.worker import Worker, get_current_worker
 
-from prep.errors import UserError
+from prep.errors import UserError, describe_os_error
 from prep.events import Advanced, Finished, Started, Warned
 from tui.messages import StageEnded, StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
 
@@ -51,6 +52,11 @@ def drive(node: DOMNode, group: str, source: EventSource) -> None:
                 node.post_message(StageFinished(group, event.summary))
     except UserError as exc:
         node.post_message(StageFailed(group, str(exc)))
+    except OSError as exc:
+        if os.environ.get("LORAKIT_DEBUG"):
+            node.post_message(StageFailed(group, f"{type(exc).__name__}: {exc}", user_error=False))
+            raise
+        node.post_message(StageFailed(group, describe_os_error(exc)))  # a file the user can fix: one line
     except Exception as exc:
         # A bug, not a user mistake: say so on screen and keep the traceback (worker state ERROR).
         node.post_message(StageFailed(group, f"{type(exc).__name__}: {exc}", user_error=False))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from prep import fsio
-from prep import journal as journal_module
+from prep import journal_write as journal_module
 from prep.errors import JournalError
 from prep.journal import Journal
 
@@ -82,7 +82,8 @@ def test_interrupted_operation_is_undone(tmp_path: Path):
     journal = Journal(tmp_path)
     op = journal.begin("crashed")
     op.write_text(f, "new")
-    # no close(): as if the process was killed; a torn trailing record is ignored too
+    # no close(): as if the process was killed (which releases its lock); a torn trailing record is ignored too
+    op.lock.release()
     with open(op.folder / "entries.jsonl", "a") as fh:
         fh.write('{"op": "write", "pa')
     assert journal.history()[0].state == "running"
@@ -98,8 +99,10 @@ def test_previous_bytes_survive_in_place_edits_after_the_operation(tmp_path: Pat
         op.write_text(f, "edited")
     with open(f, "r+b") as fh:  # an editor writing in place, not by rename
         fh.write(b"EDITED")
-    journal.undo()
+    report = journal.undo()
     assert f.read_bytes() == b"original"
+    assert (tmp_path / "a.txt.undo-kept.1").read_bytes() == b"EDITED"  # the user's edit is kept beside
+    assert report.kept == [("a.txt", "a.txt.undo-kept.1")]
 
 
 def test_file_systems_without_hard_links_fall_back_to_copies(tmp_path: Path, monkeypatch):
@@ -183,6 +186,7 @@ def test_undo_of_a_swap_that_never_happened_leaves_the_file(tmp_path: Path):
     op._entries.flush()
     kept = Path(item[2])
     fsio.write_new_file(kept, b"new")  # made, then the process was killed before the swap
+    op.lock.release()
     assert kept.read_bytes() == b"new" and f.read_bytes() == b"old"
     assert journal.history()[0].state == "running"
     journal.undo()

@@ -9,7 +9,8 @@ from pathlib import Path
 from prep.errors import DatasetNotFound
 from prep.journal import Journal
 from tui.arguments import whole_number
-from tui.output import print_json
+from tui.output import print_json, safe
+from tui.undo import undo_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                  description="Restore exactly the files the last journaled operation "
                                              "changed (repeat to walk further back).")
     undo.add_argument("dataset", type=Path, metavar="DATASET")
+    undo.add_argument("--force", action="store_true",
+                      help="replace or delete files changed since the operation too (default: keep the "
+                           "changed version beside as NAME.undo-kept.N)")
     undo.add_argument("--json", action="store_true", help="print the undone operation as JSON")
     undo.set_defaults(func=run_undo)
 
@@ -39,11 +43,17 @@ def _journal(dataset: Path) -> Journal:
 
 
 def run_undo(args: argparse.Namespace) -> int:
-    info = _journal(args.dataset).undo()
+    _journal(args.dataset)
+    report = undo_dataset(args.dataset, force=args.force)
     if args.json:
-        print_json({"undone": info.to_dict()})
-    else:
-        print(f"undid {info.id}: {info.command} ({info.count} file(s) restored)")
+        print_json({"undone": report.to_dict()})
+        return 0
+    print(f"undid {report.id}: {safe(report.command)} ({report.count} file(s) restored)")
+    for path, kept in report.kept:
+        print(f"kept your later version of {safe(path)} as {safe(kept)} (it changed after the operation)")
+    if report.trashed:
+        print(f"moved {len(report.trashed)} downloaded file(s) to the dataset's trash "
+              f"(.lorakit/trash/{report.id}/); a new scrape downloads them again")
     return 0
 
 
@@ -69,5 +79,5 @@ def run_history(args: argparse.Namespace) -> int:
     for op in ops:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(op.started))
         state = "" if op.state == "done" else f"  [{op.state}]"
-        print(f"{op.id}  {when}  {op.count:>6} file(s)  {op.command}{state}")
+        print(f"{op.id}  {when}  {op.count:>6} file(s)  {safe(op.command)}{state}")
     return 0
