@@ -13,6 +13,7 @@ import numpy as np
 from prep.errors import PrepError
 from prep.fsio import atomic_write_bytes
 from prep.phash import ImageFacts, content_digest, open_image_bytes
+from prep.phash import _decode_error as decode_error  # one wording for both methods
 
 # The CLIP model dedupe's clip method uses unless --model names another (dedupe imports it from here).
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -201,7 +202,7 @@ def _read(path: Path, cache: EmbeddingCache):
             image.seek(0)
         image = image.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - any decoder failure
-        return ImageFacts(Path(path), digest, None, 0, 0, len(data), error=f"cannot decode as an image ({exc})"), None
+        return ImageFacts(Path(path), digest, None, 0, 0, len(data), error=decode_error(exc)), None
     return ImageFacts(Path(path), digest, None, width, height, len(data)), image
 
 

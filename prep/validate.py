@@ -224,9 +224,9 @@ def _structure_problems(tree: TreeScan) -> list[Problem]:
 
 
 def _concept_suggestion(name: str) -> str:
-    head, sep, tail = name.partition("_")
-    if sep and head.strip().lstrip("-").isdigit() and tail.strip():
-        return tail.strip()
+    head, _sep, tail = name.partition("_")
+    if head.strip().lstrip("-").isdigit():  # `10_`, `0_x`, `10`: keep the name part, or suggest one
+        return tail.strip() or "name"
     return name.strip() or "name"
 
 

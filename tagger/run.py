@@ -181,8 +181,7 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
                 break
             waited += t1 - t0
             for failure in batch.failed:
-                summary.failed += 1
-                summary.skipped += 1
+                summary.failed += 1  # counted once: as unreadable, not also as skipped
                 rel = dataset.relative(failure.path)
                 summary.errors.append({"path": rel, "error": failure.error or "unreadable"})
                 yield Warned(f"{failure.error}; skipped", str(failure.path))

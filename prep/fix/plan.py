@@ -193,8 +193,12 @@ def _plan_captions(plan: FixPlan, folder: _Folder, final_images: list[Path], ext
         for path in folder.listing.captions:
             try:
                 tags = parse_caption(decode_caption_bytes(path.read_bytes(), path))
-            except (OSError, CaptionEncodingError) as exc:
-                plan.warnings.append((plan.rel(path), f"{exc}; caption not checked"))
+            except OSError as exc:  # the warning names the path; the message must not repeat it
+                plan.warnings.append((plan.rel(path), f"cannot read ({exc.strerror or exc}); caption not checked"))
+                continue
+            except CaptionEncodingError as exc:
+                reason = str(exc).removeprefix(f"{path}: ")
+                plan.warnings.append((plan.rel(path), f"{reason}; caption not checked"))
                 continue
             if not tags:
                 if not opts.drop_empty:

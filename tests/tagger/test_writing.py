@@ -103,7 +103,9 @@ def test_corrupt_images_are_reported_and_skipped(tmp_path, model, tag):
     code, out, err = tag(root, "--model", model, "--json", "--workers", "2", "--batch-size", "2")
     assert code == 0, err
     report = json.loads(out)
-    assert report["written"] == 6 and report["skipped"] == 2
+    # counted once, as unreadable (issue 14 #21: they were counted as skipped too)
+    assert report["written"] == 6 and report["failed"] == 2 and report["skipped"] == 0
+    assert report["images"] == report["written"] + report["failed"]
     assert {e["path"] for e in report["errors"]} == {"bad.png", "empty.jpg"}
     assert "bad.png" in err and "empty.jpg" in err
     assert not (root / "bad.txt").exists()
