@@ -29,10 +29,9 @@ from prep.dataset import (
     normalize_caption_extension,
 )
 from prep.errors import PrepError
-from prep.folder_scan import scan_tree
+from prep.folder_scan import confinement, scan_tree
 from prep.fsio import READ_FLAGS
 from prep.journal import Journal
-from prep.journal_write import failure_message
 
 # Whitespace other than single spaces means a tag needs the full normaliser (collapse, tabs, NBSP).
 _NEEDS_FULL_PARSE = re.compile(r"[^\S ]|  ")
@@ -180,7 +179,8 @@ def _scan_dataset(dataset: Dataset | str | Path, caption_extension: str) -> Capt
     ext = normalize_caption_extension(caption_extension)
     # The one dataset scan (prep.folder_scan), as Dataset.load sees it, without a Path per file;
     # Dataset.load reports unreadable folders, the caption engine just skips them.
-    tree = scan_tree(str(root), "", ext)
+    # Symlinks leading out of the dataset are left out unless --follow-symlinks.
+    tree = scan_tree(str(root), "", ext, confinement(root), skip_outside=True)
     if not tree.concepts:
         return _from_dataset(load_dataset(root, caption_extension))
     concepts: list[Concept] = []
@@ -304,8 +304,10 @@ class _BatchWriter:
 
     def _raise(self) -> None:
         error = self.error
-        if isinstance(error, OSError):
-            raise PrepError(failure_message(error, self.op.root)) from error
+        if isinstance(error, OSError) and not isinstance(error, PrepError):
+            where = error.filename or "a caption"
+            raise PrepError(f"{where}: cannot write ({error.strerror or error}); stopped there, and "
+                            f"`lorakit undo {self.op.root}` reverts what was written") from error
         raise error  # type: ignore[misc]
 
 

@@ -10,13 +10,19 @@ from pathlib import Path
 
 from prep.captions import read_caption
 from prep.errors import DatasetNotFound
-from prep.folder_scan import parse_concept_folder_name, scan_folder
+from prep.folder_scan import (
+    FOLLOW_SYMLINKS,
+    confinement,
+    leads_outside,
+    parse_concept_folder_name,
+    scan_folder,
+)
 
 DEFAULT_CAPTION_EXTENSION = ".txt"
 LORAKIT_DIR = ".lorakit"
 
-__all__ = ["Concept", "Dataset", "FolderListing", "Item", "iter_images", "list_folder",
-           "normalize_caption_extension", "parse_concept_folder_name"]
+__all__ = ["FOLLOW_SYMLINKS", "Concept", "Dataset", "FolderListing", "Item", "confinement", "iter_images",
+           "leads_outside", "list_folder", "normalize_caption_extension", "parse_concept_folder_name"]
 
 
 def normalize_caption_extension(ext: str) -> str:
@@ -34,20 +40,25 @@ class FolderListing:
     folders: list[Path] = field(default_factory=list)
     others: list[Path] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    outside: list[Path] = field(default_factory=list)  # symlinks leading out of the dataset, left out
 
 
-def list_folder(folder: Path, caption_extension: str = DEFAULT_CAPTION_EXTENSION) -> FolderListing:
+def list_folder(folder: Path, caption_extension: str = DEFAULT_CAPTION_EXTENSION, *,
+                confine: str | None = None) -> FolderListing:
     """List a folder's images, captions, sub-folders and other files, sorted by name.
 
     Hidden entries (`.lorakit`, dotfiles) are ignored. Entries that cannot be examined (broken
-    symlinks, permission errors) go to `unreadable` with a reason instead of raising.
+    symlinks, permission errors) go to `unreadable` with a reason instead of raising. With
+    `confine` (a resolved dataset root), symlinks leading outside it go to `outside` only.
     """
     folder = Path(folder)
-    scan = scan_folder(str(folder), "", normalize_caption_extension(caption_extension))
+    scan = scan_folder(str(folder), "", normalize_caption_extension(caption_extension), confine,
+                       skip_outside=True)
     listing = FolderListing(folder, [folder / n for n in scan.images], [folder / n for n in scan.captions],
                             [folder / n for n in scan.folders],
                             sorted([folder / n for n in scan.unsupported + scan.others]),
-                            [(folder / n, reason) for n, reason in scan.unreadable])
+                            [(folder / n, reason) for n, reason in scan.unreadable],
+                            [folder / n for n in scan.outside])
     if scan.error:
         listing.unreadable.append((folder, scan.error))
     return listing
@@ -109,6 +120,7 @@ class Dataset:
     items: list[Item]
     caption_extension: str = DEFAULT_CAPTION_EXTENSION
     bare: bool = False
+    outside: list[Path] = field(default_factory=list)  # symlinks leading out of it, left out (not followed)
 
     @classmethod
     def load(
@@ -118,32 +130,39 @@ class Dataset:
         *,
         allow_bare: bool = False,
         recursive: bool = False,
+        follow_symlinks: bool | None = None,
     ) -> Dataset:
         """Scan a dataset folder without opening any image.
 
         With allow_bare, a folder that holds no concept folder is loaded as one bare folder of
-        images (recursively with `recursive`), each item with concept None.
+        images (recursively with `recursive`), each item with concept None. Concept folders and
+        images that are symlinks leading outside the folder are left out (listed in `outside`)
+        unless `follow_symlinks` (None: FOLLOW_SYMLINKS, i.e. `--follow-symlinks`).
         """
         root_path = Path(root)
         if not root_path.is_dir():
             raise DatasetNotFound(f"{root_path}: not a folder; pass the dataset folder (DATASET/<repeats>_<name>/)")
         ext = normalize_caption_extension(caption_extension)
-        top = list_folder(root_path, ext)
+        confine = confinement(root_path, follow_symlinks)
+        top = list_folder(root_path, ext, confine=confine)
         concepts: list[Concept] = []
         items: list[Item] = []
+        outside = list(top.outside)
         for folder in top.folders:
             parsed = parse_concept_folder_name(folder.name)
             if parsed is None:
                 continue
             concept = Concept(folder, parsed[1], parsed[0])
             concepts.append(concept)
-            for image in list_folder(folder, ext).images:
+            listing = list_folder(folder, ext, confine=confine)
+            outside.extend(listing.outside)
+            for image in listing.images:
                 items.append(Item(image, image.with_suffix(ext), concept))
         if concepts or not allow_bare:
-            return cls(root_path, concepts, items, ext)
-        images = iter_images(root_path, recursive=recursive)
+            return cls(root_path, concepts, items, ext, outside=outside)
+        images = iter_images(root_path, recursive=recursive, confine=confine, outside=outside)
         items = [Item(image, image.with_suffix(ext), None) for image in images]
-        return cls(root_path, [], items, ext, bare=True)
+        return cls(root_path, [], items, ext, bare=True, outside=outside)
 
     def __iter__(self) -> Iterator[Item]:
         return iter(self.items)
@@ -168,10 +187,12 @@ class Dataset:
         return counts
 
 
-def iter_images(folder: Path, *, recursive: bool = False) -> list[Path]:
+def iter_images(folder: Path, *, recursive: bool = False, confine: str | None = None,
+                outside: list[Path] | None = None) -> list[Path]:
     """The images of a folder (hidden entries skipped), sorted; sub-folders too when recursive.
 
-    Symlinked folders are followed once each, so a symlink loop cannot recurse forever.
+    Symlinked folders are followed once each, so a symlink loop cannot recurse forever; with
+    `confine`, symlinks leading outside it are left out (added to `outside`).
     """
     images: list[Path] = []
     seen: set[str] = set()
@@ -182,7 +203,9 @@ def iter_images(folder: Path, *, recursive: bool = False) -> list[Path]:
         if real in seen:
             continue
         seen.add(real)
-        listing = list_folder(current)
+        listing = list_folder(current, confine=confine)
+        if outside is not None:
+            outside.extend(listing.outside)
         images.extend(listing.images)
         if recursive:
             pending.extend(listing.folders)

@@ -11,11 +11,29 @@ from __future__ import annotations
 
 import os
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from prep.images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS
 
 _CONCEPT_RE = re.compile(r"^(\d+)_(.*)$", re.DOTALL)
+
+# Whether writing commands follow symbolic links that lead outside the dataset (`--follow-symlinks`
+# sets it for the command). Off, their scans leave such concept folders and images out: nothing a
+# writing command does can then land outside the dataset. Commands that only read pass follow=True.
+FOLLOW_SYMLINKS: ContextVar[bool] = ContextVar("lorakit_follow_symlinks", default=False)
+
+
+def confinement(root: str | os.PathLike[str], follow_symlinks: bool | None = None) -> str | None:
+    """The resolved dataset root that scans keep symlinks inside, or None when they follow every link."""
+    follow = FOLLOW_SYMLINKS.get() if follow_symlinks is None else follow_symlinks
+    return None if follow else os.path.realpath(root)
+
+
+def leads_outside(path: str | os.PathLike[str], root_real: str) -> bool:
+    """True when path (a symlink, or under one) resolves to a place outside the resolved root."""
+    real = os.path.realpath(path)
+    return real != root_real and not real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
 def parse_concept_folder_name(name: str) -> tuple[int, str] | None:
@@ -48,6 +66,7 @@ class FolderScan:
     folders: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)  # other files (and fifos, sockets)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    outside: list[str] = field(default_factory=list)  # symlinks leading out of the dataset (see scan_folder)
     error: str = ""  # the folder itself could not be listed
 
     def rel_of(self, name: str) -> str:
@@ -57,8 +76,13 @@ class FolderScan:
         return self.path + name if self.path.endswith(os.sep) else self.path + os.sep + name
 
 
-def scan_folder(path: str, rel: str, caption_extension: str) -> FolderScan:
-    """List a folder without opening any file; hidden entries (`.lorakit`, dotfiles) are skipped."""
+def scan_folder(path: str, rel: str, caption_extension: str, root_real: str | None = None, *,
+                skip_outside: bool = False) -> FolderScan:
+    """List a folder without opening any file; hidden entries (`.lorakit`, dotfiles) are skipped.
+
+    With `root_real` (the resolved dataset root), symlinks that lead outside it are noted in
+    `outside`; with `skip_outside` too they are listed nowhere else (writers never reach them).
+    """
     scan = FolderScan(path, rel)
     caption_ext = caption_extension.lower()
     try:
@@ -67,6 +91,10 @@ def scan_folder(path: str, rel: str, caption_extension: str) -> FolderScan:
                 name = entry.name
                 if name.startswith("."):
                     continue
+                if root_real is not None and entry.is_symlink() and leads_outside(entry.path, root_real):
+                    scan.outside.append(name)
+                    if skip_outside:
+                        continue
                 try:
                     if entry.is_file():
                         suffix = suffix_of(name)
@@ -88,7 +116,8 @@ def scan_folder(path: str, rel: str, caption_extension: str) -> FolderScan:
                     scan.unreadable.append((name, exc.strerror or str(exc)))
     except OSError as exc:
         scan.error = exc.strerror or str(exc)
-    for names in (scan.images, scan.captions, scan.unsupported, scan.folders, scan.others, scan.unreadable):
+    for names in (scan.images, scan.captions, scan.unsupported, scan.folders, scan.others, scan.unreadable,
+                  scan.outside):
         names.sort()
     return scan
 
@@ -113,16 +142,21 @@ class TreeScan:
     bad_folders: list[str] = field(default_factory=list)
 
 
-def scan_tree(root: str, prefix: str, caption_extension: str) -> TreeScan:
-    """Scan a dataset root and each concept folder in it (one level: kohya does not recurse)."""
+def scan_tree(root: str, prefix: str, caption_extension: str, root_real: str | None = None, *,
+              skip_outside: bool = False) -> TreeScan:
+    """Scan a dataset root and each concept folder in it (one level: kohya does not recurse).
+
+    `root_real`, `skip_outside`: symlinks leading out of the dataset, as in scan_folder.
+    """
     root_rel = prefix.rstrip("/")
-    tree = TreeScan(scan_folder(root, root_rel, caption_extension), prefix)
+    tree = TreeScan(scan_folder(root, root_rel, caption_extension, root_real, skip_outside=skip_outside), prefix)
     for name in tree.root.folders:
         parsed = parse_concept_folder_name(name)
         if parsed is None:
             tree.bad_folders.append(name)
             continue
         repeats, concept = parsed
-        folder = scan_folder(os.path.join(root, name), prefix + name, caption_extension)
+        folder = scan_folder(os.path.join(root, name), prefix + name, caption_extension, root_real,
+                             skip_outside=skip_outside)
         tree.concepts.append(ConceptScan(name, concept, repeats, folder))
     return tree

@@ -6,6 +6,7 @@ import ctypes
 import errno
 import itertools
 import os
+import stat
 import sys
 
 _TEMP_SEQ = itertools.count()
@@ -37,9 +38,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool
     target = os.fspath(path)
     folder, name = os.path.split(target)
     try:
-        mode: int | None = os.stat(target).st_mode & 0o7777
+        st = os.stat(target)
     except FileNotFoundError:
-        mode = None  # a new file: 0o666 less the umask, as open() would make it
+        mode: int | None = None  # a new file: 0o666 less the umask, as open() would make it
+    else:
+        if stat.S_ISDIR(st.st_mode):  # say so about the path asked for, not the temp file
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), target)
+        mode = st.st_mode & 0o7777
     while True:
         tmp = os.path.join(folder, f".{name}.{os.getpid()}-{next(_TEMP_SEQ)}.lorakit-tmp")
         try:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from prep.captions import format_caption
-from prep.errors import JournalError, PrepError
+from prep.errors import JournalError, PrepError, describe_os_error
 from prep.fsio import READ_FLAGS, atomic_write_bytes, exchange, write_new_file
 from prep.journal_lock import JournalLock
 from prep.provenance import ProvenanceWatcher
@@ -54,8 +54,7 @@ def failure_message(exc: OSError, root: Path) -> str:
     where = exc.filename or root
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on {where}; nothing was lost, free space and run lorakit undo {root}"
-    return (f"{where}: cannot write ({exc.strerror or exc}); stopped there, nothing was lost, and "
-            f"`lorakit undo {root}` reverts what was written")
+    return f"{describe_os_error(exc)}; stopped there, and `lorakit undo {root}` reverts what was written"
 
 
 class Operation:
@@ -213,6 +212,8 @@ class Operation:
         else:
             try:
                 st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
                 current = _read_all(fd, st.st_size)
             finally:
                 os.close(fd)

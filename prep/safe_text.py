@@ -31,6 +31,11 @@ def printable(value: object) -> str:
     return _CONTROL.sub(_escape, text)
 
 
+_CONTROL_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def printable_lines(text: str) -> str:
-    """Like printable, but a multi-line message keeps its own line breaks (each line escaped)."""
-    return "\n".join(printable(line) for line in text.split("\n"))
+    """Like printable, but line breaks and tabs stay (output that is meant to span lines)."""
+    if _CONTROL_IN_LINES.search(text) is None:
+        return text
+    return _CONTROL_IN_LINES.sub(_escape, text)

@@ -26,7 +26,7 @@ from prep.validation.bucket_report import BucketSettings, bucket_problems
 from prep.validation.caption_checks import CaptionStats, check_folder_captions
 from prep.validation.caption_rules import CONTRADICTORY_TAGS, CaptionRules
 from prep.validation.duplicates import find_duplicates
-from prep.validation.inspect import BOMB, CORRUPT, UNREADABLE, ImageInfo
+from prep.validation.inspect import BOMB, CORRUPT, TRUNCATED, UNREADABLE, ImageInfo
 from prep.validation.report import CODES, ConceptSummary, Problem, ValidationReport, display_name, problem
 from prep.validation.runner import Inspection
 
@@ -121,9 +121,9 @@ def _check_options(options: ValidateOptions) -> None:
 
 def _validate_events(root: Path, options: ValidateOptions) -> Iterator[Event]:
     ext = normalize_caption_extension(options.caption_extension)
-    trees = [scan_tree(str(root), "", ext)]
+    trees = [scan_tree(str(root), "", ext, os.path.realpath(root))]  # notes symlinks leading out
     if options.reg is not None:
-        trees.append(scan_tree(str(options.reg), "reg/", ext))
+        trees.append(scan_tree(str(options.reg), "reg/", ext, os.path.realpath(options.reg)))
     problems: list[Problem] = []
     for tree in trees:
         problems.extend(_structure_problems(tree))
@@ -201,6 +201,9 @@ def _structure_problems(tree: TreeScan) -> list[Problem]:
         found.append(problem("unsupported-format", root.rel_of(name), _unsupported_message(name)))
     for name, reason in root.unreadable:
         found.append(problem("unreadable", root.rel_of(name), f"cannot read: {reason}"))
+    for scan in [root, *(c.scan for c in tree.concepts)]:
+        for name in scan.outside:
+            found.append(problem("symlink-outside", scan.rel_of(name), _OUTSIDE_MESSAGE))
     # An empty regularization folder is fine (the guide: regularization is optional).
     if not tree.concepts and not (is_reg and not root.images and not tree.bad_folders):
         where = "the regularization folder" if is_reg else "the dataset"
@@ -221,6 +224,10 @@ def _structure_problems(tree: TreeScan) -> list[Problem]:
                                  "holds no image kohya reads (.png .jpg .jpeg .webp .bmp); add images or "
                                  "remove the folder"))
     return found
+
+
+_OUTSIDE_MESSAGE = ("a symbolic link leading outside the dataset; the trainer reads it, but tag, tags, clean, fix "
+                    "and dedupe skip it unless --follow-symlinks")
 
 
 def _concept_suggestion(name: str) -> str:
@@ -245,6 +252,9 @@ def _image_problems(folder: FolderScan, name: str, info: ImageInfo, options: Val
     rel = folder.rel_of(name)
     if info.failure == UNREADABLE:
         return [problem("unreadable", rel, f"cannot read: {info.detail}")]
+    if info.failure == TRUNCATED:
+        return [problem("truncated-image", rel, f"the file is cut short ({info.detail}); the trainer would fail "
+                                                "on it: download or export it again")]
     if info.failure in (CORRUPT, BOMB):
         what = "cannot be decoded" if options.deep and info.failure == CORRUPT else "cannot be opened as an image"
         return [problem("corrupt-image", rel, f"{what}: {info.detail}")]

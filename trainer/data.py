@@ -102,7 +102,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _load_images(root: Path, caption_extension: str, is_reg: bool) -> list[TrainImage]:
-    dataset = Dataset.load(root, caption_extension)
+    dataset = Dataset.load(root, caption_extension, follow_symlinks=True)  # reading only
     images: list[TrainImage] = []
     for item in dataset.items:
         concept = item.concept

@@ -82,7 +82,7 @@ def dataset_config(config: TrainConfig) -> dict[str, Any]:
     for root, is_reg in ((config.dataset, False), (config.reg_dataset, True)):
         if root is None:
             continue
-        dataset = Dataset.load(Path(root), config.caption_extension)
+        dataset = Dataset.load(Path(root), config.caption_extension, follow_symlinks=True)
         if not dataset.concepts:
             raise TrainError(f"{root}: no <repeats>_<name> concept folders to export")
         for concept in dataset.concepts:

@@ -10,8 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from prep import __version__
+from prep.dataset import FOLLOW_SYMLINKS
 from prep.errors import UserError, describe_os_error
 from prep.safe_text import printable
+from tui.output import SafeStdout
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -44,9 +46,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_USAGE
+    follow = FOLLOW_SYMLINKS.set(bool(getattr(args, "follow_symlinks", False)))
+    stdout = sys.stdout
+    if args.command != "ui":  # the TUI writes its own escape sequences
+        sys.stdout = SafeStdout(stdout)  # type: ignore[assignment]
+    try:
+        return _run(func, args)
+    finally:
+        FOLLOW_SYMLINKS.reset(follow)
+        if isinstance(sys.stdout, SafeStdout):
+            sys.stdout = stdout
+
+
+def _run(func, args: argparse.Namespace) -> int:
     try:
         code = func(args)
     except UserError as exc:
+        if os.environ.get("LORAKIT_DEBUG") and isinstance(exc.__cause__, OSError):
+            raise  # the OSError behind this one line, with its traceback
         print(f"lorakit: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -10,11 +10,35 @@ from typing import Any
 
 from prep.errors import UserError
 from prep.events import Advanced, Finished, Started, Warned
-from prep.safe_text import printable
+from prep.safe_text import printable, printable_lines
 
 # Every path and value printed goes through `safe` (control characters escaped; prep/safe_text.py).
 safe = printable
 _RAW_IN_JSON = str.maketrans({c: f"\\u{c:04x}" for c in [0x7f, *range(0x80, 0xA0), 0x2028, 0x2029]})
+
+
+class SafeStdout:
+    """sys.stdout with control characters in what is written shown escaped (line breaks kept).
+
+    The last line of defence for item values printed anywhere (post ids, tags, LoRA metadata):
+    no ESC sequence or carriage return from a file can reach the terminal.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable_lines(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def add_follow_symlinks(parser) -> None:
+    """The `--follow-symlinks` flag of every writing command (tui/cli.py sets prep.dataset.FOLLOW_SYMLINKS)."""
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="also change concept folders and images that are symbolic links leading outside "
+                             "the dataset (default: skip them; validate lists them)")
 
 
 def print_json(obj: Any) -> None:

@@ -13,7 +13,13 @@ from prep.captions import (
     parse_caption,
     unique_tags,
 )
-from prep.dataset import FolderListing, list_folder, normalize_caption_extension, parse_concept_folder_name
+from prep.dataset import (
+    FolderListing,
+    confinement,
+    list_folder,
+    normalize_caption_extension,
+    parse_concept_folder_name,
+)
 from prep.errors import DatasetNotFound
 from prep.fix.options import ALPHA_COLOURS, FIX_CODES, FixOptions
 from prep.fix.pixels import PixelError, read_header_file
@@ -87,12 +93,13 @@ class _Folder:
 
 
 def _folders(root: Path, ext: str) -> list[_Folder]:
-    top = list_folder(root, ext)
+    confine = confinement(root)  # symlinks leading out of the dataset are left out (--follow-symlinks)
+    top = list_folder(root, ext, confine=confine)
     folders = []
     for folder in top.folders:
         parsed = parse_concept_folder_name(folder.name)
         if parsed is not None:
-            folders.append(_Folder(list_folder(folder, ext), parsed[1]))
+            folders.append(_Folder(list_folder(folder, ext, confine=confine), parsed[1]))
     # The root too: stray and unsupported files there are reported by the validator as well.
     folders.append(_Folder(top, None))
     return folders

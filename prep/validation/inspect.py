@@ -11,6 +11,7 @@ from typing import IO
 from prep.validation.headers import NEED_MORE, ImageHeader, sniff_header
 
 HEAD_BYTES = 4096
+TAIL_BYTES = 64  # where a complete JPEG has its EOI, a PNG its IEND chunk
 MORE_BYTES = 1 << 20  # EXIF thumbnails and ICC profiles can push a JPEG's frame header this far
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
@@ -18,6 +19,8 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY
 UNREADABLE = "unreadable"
 CORRUPT = "corrupt"
 BOMB = "bomb"
+TRUNCATED = "truncated"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 @dataclass
@@ -29,7 +32,7 @@ class ImageInfo:
     width: int = 0
     height: int = 0
     has_alpha: bool = False
-    failure: str = ""  # "", UNREADABLE, CORRUPT or BOMB
+    failure: str = ""  # "", UNREADABLE, CORRUPT, TRUNCATED or BOMB
     detail: str = ""
     head_hash: int = -1  # Adler-32 of the first HEAD_BYTES: with file_size, who may be a copy
 
@@ -47,8 +50,57 @@ def _exception_text(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def missing_end(head: bytes, tail: bytes, file_size: int) -> str:
+    """What a cut-short file lacks at its end ("" when its end looks complete).
+
+    `head`: the first bytes, `tail`: the last TAIL_BYTES. A JPEG ends in an EOI marker, a PNG in
+    its IEND chunk, a WebP is as long as its RIFF header says. Data after the end (camera extras,
+    padding) also makes the end look missing: the caller confirms with a decode.
+    """
+    if head[:4] == b"\x89PNG":
+        return "" if tail.endswith(_PNG_IEND) else "no IEND chunk at the end"
+    if head[:2] == b"\xff\xd8":
+        return "" if b"\xff\xd9" in tail else "no end-of-image marker"
+    if _is_webp(head):
+        declared = int.from_bytes(head[4:8], "little") + 8
+        return "" if declared <= file_size else f"{file_size:,} of the {declared:,} bytes its header declares"
+    return ""
+
+
+def _read_tail(fd: int, file_size: int, data: bytes) -> bytes:
+    if file_size <= len(data):
+        return data[-TAIL_BYTES:]
+    offset = max(len(data), file_size - TAIL_BYTES)
+    if hasattr(os, "pread"):
+        return os.pread(fd, TAIL_BYTES, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, TAIL_BYTES)
+
+
+def _is_webp(head: bytes) -> bool:
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+
+
+def _decodes_fully(path: str, file_size: int) -> bool:
+    from PIL import ImageFile
+
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES  # the caller's setting must not hide the truncation
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        return not pillow_info(path, file_size, decode=True).failure
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _truncated(file_size: int, missing: str) -> ImageInfo:
+    return ImageInfo(file_size, failure=TRUNCATED, detail=missing)
+
+
 def header_info(path: str) -> ImageInfo:
-    """Read just enough of the file for format, size and alpha (one open, usually one read)."""
+    """Read just enough of the file for format, size and alpha, and its last bytes (one open, two reads).
+
+    A file whose end looks cut short is decoded to be sure (rare: it stays fast for the rest).
+    """
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
@@ -60,6 +112,7 @@ def header_info(path: str) -> ImageInfo:
         if header is NEED_MORE:
             data += os.read(fd, MORE_BYTES)
             header = sniff_header(data, file_size)
+        tail = _read_tail(fd, file_size, data)
     except OSError as exc:
         return ImageInfo(failure=UNREADABLE, detail=_os_reason(exc))
     finally:
@@ -74,6 +127,12 @@ def header_info(path: str) -> ImageInfo:
         info = _check_pixels(info)
     else:
         info = pillow_info(path, file_size, decode=False)
+    if info.failure in ("", CORRUPT):
+        # Truncated: the header opens but the end is missing and the pixels do not decode (or a
+        # WebP is shorter than its RIFF header says, which Pillow refuses to open at all).
+        missing = missing_end(data, tail, file_size)
+        if missing and (_is_webp(data) if info.failure else not _decodes_fully(path, file_size)):
+            info = _truncated(file_size, missing)
     info.head_hash = head_hash
     return info
 
@@ -152,6 +211,10 @@ def decode_info(path: str) -> ImageInfo:
         os.close(fd)
     data = b"".join(parts)
     info = pillow_info(io.BytesIO(data), len(data), decode=True)
+    if info.failure == CORRUPT:
+        missing = missing_end(data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data))
+        if missing and (_is_webp(data) or not pillow_info(io.BytesIO(data), len(data), decode=False).failure):
+            info = _truncated(len(data), missing)
     info.head_hash = zlib.adler32(data[:HEAD_BYTES])
     return info
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prep.safe_text import printable
+
 if TYPE_CHECKING:
     from prep.validation.bucket_report import Bucket
 
@@ -41,6 +43,11 @@ CODES: dict[str, str] = {
     "bucket-upscale": WARNING,
     "singleton-bucket": INFO,
     "duplicate-caption": INFO,
+    # The file ends early (JPEG without EOI, PNG without IEND, WebP shorter than its RIFF size):
+    # its header reads fine, but the trainer fails on it at the first step that decodes it.
+    "truncated-image": ERROR,
+    # A concept folder or image that is a symlink leading outside the dataset: writing commands skip it.
+    "symlink-outside": WARNING,
 }
 
 # What each code means, for `lorakit validate --help`.
@@ -71,16 +78,21 @@ DESCRIPTIONS: dict[str, str] = {
     "bucket-upscale": "an image the [train] bucket settings upscale by more than 1.5x (bucket_no_upscale off)",
     "singleton-bucket": "a bucket holding fewer images than the batch size",
     "duplicate-caption": "images whose captions are byte-identical",
+    "truncated-image": "an image file cut short (no JPEG end marker, no PNG IEND, WebP shorter than its "
+                       "RIFF size), found from the file's last bytes",
+    "symlink-outside": "a concept folder or image that is a symlink leading outside the dataset (tag, tags, "
+                       "clean, fix and dedupe skip it unless --follow-symlinks)",
 }
 
 
 def display_name(text: str) -> str:
-    """A file name safe to print and to put in JSON: undecodable bytes shown as `\\xNN`."""
+    """A file name safe to print and to put in JSON: undecodable bytes shown as `\\xNN`, control
+    characters (ESC, newlines: a name could forge a validate line) escaped."""
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
+        text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    return printable(text)
 
 
 @dataclass(frozen=True)

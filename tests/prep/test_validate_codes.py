@@ -359,22 +359,32 @@ def test_every_code_is_documented_with_its_severity():
     issue17 = {"contradictory-tags": "warning", "trigger-missing": "warning", "bucket-upscale": "warning",
                "singleton-bucket": "info", "duplicate-caption": "info"}
     assert {code: CODES[code] for code in issue17} == issue17
-    assert set(CODES) - set(issue) - set(issue17) == {"too-large"}
+    issue14 = {"truncated-image": "error", "symlink-outside": "warning"}
+    assert {code: CODES[code] for code in issue14} == issue14
+    assert set(CODES) - set(issue) - set(issue17) - set(issue14) == {"too-large"}
 
 
-def test_truncated_files_found_only_by_deep(root: Path):
+def test_truncated_files_are_found_from_their_tail(root: Path):
+    """Issue 14 #20: the header reads fine, the end is missing; the default (header) run finds it too."""
     folder = good_concept(root)
     for name, fmt in (("cut.jpg", "JPEG"), ("cut.png", "PNG"), ("cut.webp", "WEBP")):
         data = encoded((256, 256), fmt)
         (folder / name).write_bytes(data[: len(data) * 2 // 3])
         caption(folder / f"{Path(name).stem}.txt", "x")
-    # Headers are intact: only a WebP whose RIFF size overruns the file is caught without --deep.
-    assert set(by_code(check(root), "corrupt-image")) <= {"2_char/cut.webp"}
-    for workers in (1, 2):
-        report = check(root, deep=True, workers=workers)
-        assert set(by_code(report, "corrupt-image")) == {"2_char/cut.jpg", "2_char/cut.png", "2_char/cut.webp"}
+    cut = {"2_char/cut.jpg", "2_char/cut.png", "2_char/cut.webp"}
+    for report in (check(root), check(root, deep=True, workers=1), check(root, deep=True, workers=2)):
+        assert set(by_code(report, "truncated-image")) == cut
         assert not report.ok
-        assert "decoded" in [p for p in report.problems if p.path == "2_char/cut.jpg"][0].message
+        assert by_code(report, "corrupt-image") == []
+    assert "end-of-image" in [p for p in check(root).problems if p.path == "2_char/cut.jpg"][0].message
+
+
+def test_data_after_the_end_is_not_truncation(root: Path):
+    folder = good_concept(root)
+    for name, fmt in (("extra.jpg", "JPEG"), ("extra.png", "PNG")):
+        (folder / name).write_bytes(encoded((64, 64), fmt) + b"\0" * 500)  # padding after EOI / IEND
+        caption(folder / f"{Path(name).stem}.txt", "x")
+    assert by_code(check(root), "truncated-image") == []
 
 
 def test_deep_ignores_the_callers_truncated_images_setting(root: Path, monkeypatch):
@@ -385,5 +395,6 @@ def test_deep_ignores_the_callers_truncated_images_setting(root: Path, monkeypat
     (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     for workers in (1, 2):
-        assert by_code(check(root, deep=True, workers=workers), "corrupt-image") == ["2_char/cut.jpg"]
+        assert by_code(check(root, deep=True, workers=workers), "truncated-image") == ["2_char/cut.jpg"]
+    assert by_code(check(root), "truncated-image") == ["2_char/cut.jpg"]
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True

@@ -170,3 +170,21 @@ def test_device_choice_is_reported(folder, model, tag):
     else:
         assert code == 1 and len(err.strip().splitlines()) == 1 and "--device cpu" in err, err
         assert out == ""
+
+
+def test_symlinks_leading_out_of_the_dataset_are_not_tagged(tmp_path, model, tag_json):
+    """Issue 14 #18: a concept folder or image symlinked to another place gets no caption written there."""
+    outside = tmp_path / "elsewhere"
+    write_image(outside / "o.png")
+    write_image(outside / "single.png")
+    root = tmp_path / "ds"
+    write_image(root / "1_x" / "a.png")
+    (root / "2_out").symlink_to(outside, target_is_directory=True)
+    (root / "1_x" / "linked.png").symlink_to(outside / "single.png")
+    report = tag_json(root, "--model", model)
+    assert report["images"] == 1 and report["written"] == 1
+    assert sorted(p.name for p in outside.iterdir()) == ["o.png", "single.png"]
+    assert not (root / "1_x" / "linked.txt").exists()
+    report = tag_json(root, "--model", model, "--follow-symlinks")
+    assert report["images"] == 4  # a.png, linked.png, 2_out/o.png, 2_out/single.png
+    assert (outside / "o.txt").is_file()

@@ -117,3 +117,23 @@ async def test_a_newer_run_cancels_the_older_one_and_closes_its_generator():
         await pilot.pause()
         assert first.is_cancelled
         assert [s for s in app.seen if s[0] == "finished"] == [("finished", "g", "new")]
+
+
+async def test_an_oserror_is_one_line_with_the_path(tmp_path):
+    """Issue 14 #17: a file the user can fix (here: a folder where a file belongs) is a user error."""
+    folder = tmp_path / "a.txt"
+    folder.mkdir()
+
+    def writes_into_a_folder():
+        yield Started("demo", 1)
+        folder.write_bytes(b"x")  # IsADirectoryError, a real one
+
+    app = Recorder()
+    async with app.run_test() as pilot:
+        worker = run_stage(app, "os", writes_into_a_folder)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert worker.state == WorkerState.SUCCESS  # not a crash
+        (failed,) = [s for s in app.seen if s[0] == "failed"]
+        assert failed[1] == "os" and failed[3] is True
+        assert str(folder) in failed[2] and "is a folder" in failed[2] and "\n" not in failed[2]

@@ -51,7 +51,7 @@ def workspace_paths(start: Path) -> tuple[Path | None, Path | None]:
 
 
 def training_image_count(dataset: Path, caption_extension: str) -> int:
-    return len(Dataset.load(dataset, caption_extension, allow_bare=True))
+    return len(Dataset.load(dataset, caption_extension, allow_bare=True, follow_symlinks=True))
 
 
 def existing_images(folder: Path) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from prep.caption_set import EditReport
 from prep.clean import CleanConfig, clean_dataset
 from prep.config import add_arguments, load_options
 from prep.errors import DatasetNotFound
-from tui.output import expand_at_files, print_json
+from tui.output import add_follow_symlinks, expand_at_files, print_json
 
 RULES = """rules run in this order: normalise; underscores to spaces (--keep-underscores); unescape
 parentheses (--escape-parens); --replace; --remove; --canonical (aliases to their canonical name);
@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Apply the cleaning rules to every caption file.", epilog=RULES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, metavar="DATASET")
+    add_follow_symlinks(parser)
     add_arguments(parser, CleanConfig)
     parser.add_argument("--where", metavar="QUERY", default=None,
                         help="clean only the captions this QUERY selects (the `lorakit tags` query language), "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prep.config import add_arguments, load_options
 from prep.dedupe import DedupeOptions
+from tui.output import add_follow_symlinks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "--apply the others (and their captions) move to DATASET/.lorakit/trash/<operation>/ in "
                     "one journaled operation that `lorakit undo DATASET` reverts.")
     parser.add_argument("dataset", type=Path, metavar="DATASET")
+    add_follow_symlinks(parser)
     add_arguments(parser, DedupeOptions)
     parser.add_argument("--apply", action="store_true",
                         help="move the dropped images and their captions to the trash (undo restores them)")

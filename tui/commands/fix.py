@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prep.config import add_arguments, load_options
 from prep.fix.options import ALL_MAX_SIDE, FixOptions
+from tui.output import add_follow_symlinks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "images stay under DATASET/.lorakit/ until the journal entry is pruned. --all means every "
                     f"fix, with --alpha white and --max-side {ALL_MAX_SIDE} unless given.")
     parser.add_argument("dataset", type=Path, metavar="DATASET")
+    add_follow_symlinks(parser)
     add_arguments(parser, FixOptions)
     parser.add_argument("--dry-run", action="store_true", help="print what would be fixed; change nothing")
     parser.add_argument("--json", action="store_true",

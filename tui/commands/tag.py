@@ -9,7 +9,7 @@ from pathlib import Path
 from prep.config import add_arguments, load_options
 from tagger.config import TagConfig
 from tagger.models import DEFAULT_MODEL, KNOWN_MODELS
-from tui.output import drive, expand_at_files, print_json
+from tui.output import add_follow_symlinks, drive, expand_at_files, print_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "skipped unless --mode says otherwise; lorakit undo DATASET reverts a run.",
     )
     parser.add_argument("dataset", type=Path, nargs="?", metavar="DATASET", help="dataset or folder of images")
+    add_follow_symlinks(parser)
     add_arguments(parser, TagConfig)
     parser.add_argument("--exclude", nargs="+", action="extend", metavar="TAG", dest="exclude",
                         default=argparse.SUPPRESS, help="tags never written (@file reads one per line)")

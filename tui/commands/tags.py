@@ -9,7 +9,7 @@ from pathlib import Path
 from prep.errors import DatasetNotFound
 from tui.arguments import whole_number
 from tui.commands.clean import _relative, command_line, print_report
-from tui.output import expand_at_files, print_json
+from tui.output import add_follow_symlinks, expand_at_files, print_json
 
 QUERY_HELP = """QUERY: comma-separated terms that must all hold: 'red hair' (has the tag), '-hat' (lacks it),
 'blonde hair|yellow hair' (has any), '*ribbon' (wildcard), 'concept:5_alice' (in that concept folder).
@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if edits:
             sub.add_argument("--where", metavar="QUERY", help="only captions matching QUERY")
             sub.add_argument("--dry-run", action="store_true", help="show the changes without writing anything")
+            add_follow_symlinks(sub)
         sub.add_argument("--json", action="store_true", help="print the result as JSON")
         sub.add_argument("--caption-extension", default=".txt", metavar="EXT",
                          help="caption file extension (default: .txt)")
