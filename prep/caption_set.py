@@ -32,6 +32,7 @@ from prep.errors import PrepError
 from prep.folder_scan import confinement, scan_tree
 from prep.fsio import READ_FLAGS
 from prep.journal import Journal
+from prep.journal_write import failure_message
 
 # Whitespace other than single spaces means a tag needs the full normaliser (collapse, tabs, NBSP).
 _NEEDS_FULL_PARSE = re.compile(r"[^\S ]|  ")
@@ -304,10 +305,8 @@ class _BatchWriter:
 
     def _raise(self) -> None:
         error = self.error
-        if isinstance(error, OSError) and not isinstance(error, PrepError):
-            where = error.filename or "a caption"
-            raise PrepError(f"{where}: cannot write ({error.strerror or error}); stopped there, and "
-                            f"`lorakit undo {self.op.root}` reverts what was written") from error
+        if isinstance(error, OSError):
+            raise PrepError(failure_message(error, self.op.root)) from error
         raise error  # type: ignore[misc]
 
 
