@@ -43,7 +43,6 @@ class OutputsMixin:
 
         from trainer.sampling import generate_samples, read_prompt_file
 
-        self._sampled_step = step  # the final sampling skips a step sampled already
         if not self.main or self.config.sample_prompts is None:
             return
         prompts = read_prompt_file(Path(self.config.sample_prompts))
