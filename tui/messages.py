@@ -34,10 +34,13 @@ class StageProgress(StageMessage):
         return isinstance(message, StageProgress) and message.group == self.group
 
 
-class StageWarned(StageMessage):
-    def __init__(self, group: str, message: str, path: str = "") -> None:
+class StageWarnings(StageMessage):
+    """Warnings of a stage, batched: one message per short interval, not one per warning (a stage
+    warning about 10,000 files must not flood the UI thread). `items` are (message, path) pairs."""
+
+    def __init__(self, group: str, items: list[tuple[str, str]]) -> None:
         super().__init__(group)
-        self.message, self.path = message, path
+        self.items = items
 
 
 class StageFinished(StageMessage):

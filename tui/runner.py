@@ -1,13 +1,15 @@
 """The bridge from a stage's event iterator to the UI: a thread worker that only posts messages.
 
 Stage functions yield `prep.events` (Started, Advanced, Warned, Finished). `run_stage` iterates
-one in a thread worker and posts StageStarted / StageProgress / StageWarned / StageFinished (or
-StageFailed) to the node that started it; handlers on the main thread update the widgets.
+one in a thread worker and posts StageStarted / StageProgress / StageWarnings (batched) /
+StageFinished (or StageFailed), then StageEnded once the generator is closed, to the node that
+started it; handlers on the main thread update the widgets.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -16,9 +18,17 @@ from textual.worker import Worker, get_current_worker
 
 from prep.errors import UserError, describe_os_error
 from prep.events import Advanced, Finished, Started, Warned
-from tui.messages import StageEnded, StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
+from tui.messages import (
+    StageEnded,
+    StageFailed,
+    StageFinished,
+    StageProgress,
+    StageStarted,
+    StageWarnings,
+)
 
 EventSource = Callable[[], Iterable[Any]]
+WARNING_BATCH_SECONDS = 0.2
 
 
 def result_of(function: Callable[..., Any], *args: Any, **kwargs: Any) -> EventSource:
@@ -35,6 +45,16 @@ def drive(node: DOMNode, group: str, source: EventSource) -> None:
     worker = get_current_worker()
     done, total = 0, None
     events = iter(())
+    warnings: list[tuple[str, str]] = []
+    sent = time.monotonic()
+
+    def flush() -> None:
+        nonlocal sent
+        if warnings:
+            node.post_message(StageWarnings(group, warnings[:]))
+            warnings.clear()
+        sent = time.monotonic()
+
     try:
         events = iter(source())
         for event in events:
@@ -47,12 +67,18 @@ def drive(node: DOMNode, group: str, source: EventSource) -> None:
                 done += event.n
                 node.post_message(StageProgress(group, done, total, event.item))
             elif isinstance(event, Warned):
-                node.post_message(StageWarned(group, event.message, event.path))
+                warnings.append((event.message, event.path))
             elif isinstance(event, Finished):
+                flush()
                 node.post_message(StageFinished(group, event.summary))
+            if warnings and time.monotonic() - sent > WARNING_BATCH_SECONDS:
+                flush()
+        flush()
     except UserError as exc:
+        flush()
         node.post_message(StageFailed(group, str(exc)))
     except OSError as exc:
+        flush()
         if os.environ.get("LORAKIT_DEBUG"):
             node.post_message(StageFailed(group, f"{type(exc).__name__}: {exc}", user_error=False))
             raise

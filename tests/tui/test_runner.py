@@ -11,7 +11,7 @@ from textual.worker import WorkerFailed, WorkerState
 from prep.errors import PrepError
 from prep.events import Advanced, Finished, Started, Warned
 from tests.tui.conftest import wait_until
-from tui.messages import StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
+from tui.messages import StageFailed, StageFinished, StageProgress, StageStarted, StageWarnings
 from tui.runner import result_of, run_stage
 
 pytestmark = pytest.mark.asyncio
@@ -33,8 +33,9 @@ class Recorder(App[None]):
     def on_stage_progress(self, m: StageProgress) -> None:
         self._record("progress", m.group, m.done, m.total, m.item)
 
-    def on_stage_warned(self, m: StageWarned) -> None:
-        self._record("warned", m.group, m.message, m.path)
+    def on_stage_warnings(self, m: StageWarnings) -> None:
+        for message, path in m.items:
+            self._record("warned", m.group, message, path)
 
     def on_stage_finished(self, m: StageFinished) -> None:
         self._record("finished", m.group, m.summary)
@@ -137,3 +138,24 @@ async def test_an_oserror_is_one_line_with_the_path(tmp_path):
         (failed,) = [s for s in app.seen if s[0] == "failed"]
         assert failed[1] == "os" and failed[3] is True
         assert str(folder) in failed[2] and "is a folder" in failed[2] and "\n" not in failed[2]
+
+
+def many_warnings(n: int):
+    yield Started("flood", n)
+    for i in range(n):
+        yield Warned(f"w{i}", f"{i}.png")
+    yield Finished(n)
+
+
+async def test_warnings_arrive_batched_and_all_before_the_result():
+    app = Recorder()
+    batches: list[int] = []
+    async with app.run_test(message_hook=lambda m: batches.append(len(m.items))
+                            if isinstance(m, StageWarnings) else None) as pilot:
+        run_stage(app, "flood", lambda: many_warnings(5000))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        warned = [s for s in app.seen if s[0] == "warned"]
+        assert [s[2] for s in warned] == [f"w{i}" for i in range(5000)]
+        assert app.seen[-1] == ("finished", "flood", 5000)
+        assert sum(batches) == 5000 and len(batches) < 100  # not one message per warning

@@ -19,7 +19,7 @@ from textual.worker import Worker
 
 from prep.config import ConfigError, read_toml
 from prep.errors import UserError
-from tui.messages import StageEnded, StageFailed, StageFinished, StageProgress, StageStarted, StageWarned
+from tui.messages import StageEnded, StageFailed, StageFinished, StageProgress, StageStarted, StageWarnings
 from tui.runner import EventSource, run_stage
 from tui.widgets.form import OptionForm
 from tui.widgets.job_bar import JobBar
@@ -54,7 +54,7 @@ class DataScreen(Screen[None]):
         yield Header()
         yield from self.compose_body()
         yield JobBar(id="job")
-        yield Log(id="log", highlight=False, classes="log-pane")
+        yield Log(id="log", highlight=False, max_lines=self.LOG_LINES, classes="log-pane")
         yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
@@ -166,10 +166,13 @@ class DataScreen(Screen[None]):
 
     # Textual calls these handlers of every class in the MRO: subclasses add their own handlers
     # for their extra groups and never call super() (that would handle the message twice).
-    def on_stage_warned(self, message: StageWarned) -> None:
+    LOG_LINES = 500  # the log pane keeps the newest warnings (a stage may warn about every file)
+
+    def on_stage_warnings(self, message: StageWarnings) -> None:
         if message.group in self.QUIET_GROUPS:
             return
-        self.log_line(f"warning: {message.path + ': ' if message.path else ''}{message.message}")
+        lines = [f"warning: {path + ': ' if path else ''}{text}" for text, path in message.items[-self.LOG_LINES:]]
+        self.query_one("#log", Log).write_lines(lines)
 
     def on_stage_finished(self, message: StageFinished) -> None:
         if message.group == self.JOB:

@@ -58,8 +58,8 @@ class EditScreen(DataScreen):
 
     JOB = EDIT
     JOB_VERB = "editing captions"
-    MAX_TAGS = 2000
-    MAX_IMAGES = 5000
+    MAX_TAGS = 1000
+    MAX_IMAGES = 1000  # DataTable measures every cell; filter to see the others
     AUTO_FOCUS = "#images"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),

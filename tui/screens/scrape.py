@@ -112,9 +112,9 @@ class ScrapeScreen(DataScreen):
                 self.query_one("#scrape-image", ImagePreview).show(path)
                 self.query_one("#scrape-last", Static).update(message.item)
 
-    def on_stage_warned(self, message) -> None:  # the base logs it
+    def on_stage_warnings(self, message) -> None:  # the base logs them
         if message.group == APPLY:
-            self.failed += 1
+            self.failed += len(message.items)
 
     def describe(self, summary) -> str:
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.skipped.items()))

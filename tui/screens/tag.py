@@ -22,7 +22,7 @@ FIELDS = ["model", "general_threshold", "character_threshold", "mcut", "characte
           "max_tags", "rating", "device"]
 APPLY, TRY, IMAGES, PROVIDERS = "tag", "try-one", "tag-images", "providers"
 BAR_WIDTH = 20
-MAX_IMAGES = 5000
+MAX_IMAGES = 1000
 
 
 def bar(p: float, width: int = BAR_WIDTH) -> Text:

@@ -37,7 +37,7 @@ class ValidateScreen(DataScreen):
     JOB_VERB = "validating"
     TABLE = "validate"
     QUIET_GROUPS = frozenset({VALIDATE})  # its warnings are the problems table
-    MAX_ROWS = 2000
+    MAX_ROWS = 500  # DataTable measures every cell: thousands of rows cost seconds of UI time
     AUTO_FOCUS = "#problems"
     BINDINGS = [
         Binding("ctrl+r", "run_job", "Validate", priority=True),
