@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,8 @@ def _state_error(path: Path, reason: str) -> TrainError:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch colours its weights_only advice
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 # Everything a hostile or damaged file makes the readers raise: pickles refused by weights_only
