@@ -123,7 +123,8 @@ class LorakitApp(App[None]):
         if source is not None and hasattr(source, "seen_version"):
             source.seen_version = self.data_version
         current = self.screen
-        if current is not source and hasattr(current, "refresh_data"):
+        # A screen still being composed (a mode switch under way) re-reads when it is shown.
+        if current is not source and hasattr(current, "refresh_data") and current.is_mounted:
             current.seen_version = self.data_version
             current.refresh_data()
         self.poll_summary(force=True)
