@@ -9,7 +9,6 @@ xformers); `check_config` runs both the way a run needs them.
 from __future__ import annotations
 
 import glob
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from prep.config import ConfigError
 from trainer.config import TrainConfig, parse_resolution
 from trainer.errors import TrainError
+from trainer.feature_checks import feature_findings, installed
 
 # Fields whose problems depend on the machine (checked again once torch has seen the GPU).
 DEVICE_FIELDS = ("mixed_precision", "save_precision", "optimizer")
@@ -64,23 +64,16 @@ def resolve_mixed_precision(config: TrainConfig, device: DeviceInfo) -> str:
     return "bf16" if device.bf16 else "fp16"
 
 
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def optimizer_problem(name: str, device: DeviceInfo | None) -> str | None:
     """Why this optimizer cannot run here (from what is installed, without importing it), else None."""
     if name == "AdamW8bit":
-        if not _installed("bitsandbytes"):
+        if not installed("bitsandbytes"):
             return "AdamW8bit needs bitsandbytes: pip install 'lorakit[gpu]'"
         if device is not None and not device.cuda:
             return "AdamW8bit needs a CUDA GPU; use AdamW on this machine"
-    if name == "Prodigy" and not _installed("prodigyopt"):
+    if name == "Prodigy" and not installed("prodigyopt"):
         return "Prodigy needs prodigyopt: pip install 'lorakit[optim]'"
-    if name == "Lion" and not _installed("lion_pytorch"):
+    if name == "Lion" and not installed("lion_pytorch"):
         return "Lion needs lion-pytorch: pip install 'lorakit[optim]'"
     return None
 
@@ -154,7 +147,7 @@ def config_problems(config: TrainConfig, device: DeviceInfo | None = None) -> li
     problem = optimizer_problem(config.optimizer, device)
     if problem:
         need(False, "optimizer", problem)
-    if config.xformers and not _installed("xformers"):
+    if config.xformers and not installed("xformers"):
         warn("xformers", "xformers is not installed (pip install 'lorakit[gpu]'); using PyTorch SDPA attention")
     for name in ("network_weights", "sample_prompts"):
         value = getattr(config, name)
@@ -164,6 +157,7 @@ def config_problems(config: TrainConfig, device: DeviceInfo | None = None) -> li
         need(False, "resume", f"resume: {config.resume}: no such state folder (written by save_state)")
     if config.sample_prompts is None and (config.sample_every_n_steps or config.sample_every_n_epochs):
         warn("sample_prompts", "sample_every_n_* is set but sample_prompts is not; no samples will be made")
+    problems += [ConfigProblem(field, message, severity) for field, message, severity in feature_findings(config)]
     return problems
 
 
@@ -191,7 +185,7 @@ def apply_defaults(config: TrainConfig) -> None:
     """Fill in what the checks imply: cache_latents for cache_latents_to_disk, SDPA when xformers is missing."""
     if config.cache_latents_to_disk and not config.cache_latents:
         config.cache_latents = True
-    if config.xformers and not _installed("xformers"):
+    if config.xformers and not installed("xformers"):
         config.xformers = False
 
 

@@ -6,7 +6,7 @@ compute dtype at a time (and autograd keeps that copy, not the stored weight). d
 layerwise-casting hooks swap the stored weight in place, which breaks the backward pass of a
 LoRA trained on top, so they are not used. Norms and embeddings stay in the compute dtype. The
 LoRA is patched on top (it calls this forward as the original one); LyCORIS kinds that rebuild
-the full weight (LoHa, LoKr, DoRA) read the stored weight directly and are refused.
+the full weight (LoHa, LoKr, DoRA) read the stored weight directly and are refused (feature_checks).
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from trainer.errors import TrainError
 FP8 = getattr(torch, "float8_e4m3fn", None)
 
 
-def check_fp8_supported(spec) -> None:
+def check_fp8_supported() -> None:
+    """The one fp8 check that needs torch (the network kinds are checked by trainer.feature_checks)."""
     if FP8 is None:
         raise TrainError("fp8_base needs a PyTorch with float8_e4m3fn (2.1 or newer)")
-    if spec.network_type in ("loha", "lokr") or spec.dora:
-        raise TrainError("fp8_base works with network_type = lora or locon without dora (LoHa, LoKr and DoRA "
-                         "rebuild the full base weight); unset fp8_base or change the network")
 
 
 # conv_in stays too: a model's `dtype` is its first parameter's, and pipelines read it.

@@ -67,13 +67,11 @@ def network_spec(config) -> NetworkSpec:
         conv_alpha = float(config.conv_alpha)
     else:
         conv_alpha = float(config.network_alpha) if lycoris else 1.0
-    if kind in ("loha", "lokr") and config.network_dropout:
-        raise TrainError(f"network_dropout is not implemented by LyCORIS for {kind}; unset it or use "
-                         "network_type = locon")
-    if config.dora and config.network_dropout:
-        raise TrainError("network_dropout is ignored by DoRA (LyCORIS dora_wd); unset it")
-    if kind == "lokr" and (config.lokr_factor == 0 or config.lokr_factor < -1):
-        raise TrainError(f"lokr_factor must be -1 or a positive number, not {config.lokr_factor}")
+    from trainer.feature_checks import network_findings
+
+    errors = [message for _field, message, severity in network_findings(config) if severity == "error"]
+    if errors:
+        raise TrainError(errors[0])
     return NetworkSpec(kind, config.network_dim, float(config.network_alpha), conv_dim, conv_alpha,
                        config.network_dropout, bool(config.dora), int(config.lokr_factor))
 

@@ -24,7 +24,6 @@ from trainer.run_caches import CachesMixin
 from trainer.run_outputs import OutputsMixin
 from trainer.run_setup import (
     Interrupt,
-    check_feature_options,
     mask_options,
     plan_steps,
     resolve_max_token_length,
@@ -51,10 +50,12 @@ def train(config: TrainConfig, emit: EventSink | None = None,
     device_info = DeviceInfo.detect()
     warnings += [w for w in check_config(config, device_info) if w not in warnings]
     precision = resolve_mixed_precision(config, device_info)
-    check_feature_options(config)
-    from trainer.trackers import check_tracker, logging_dir
+    if config.fp8_base:
+        from trainer.fp8 import check_fp8_supported
 
-    check_tracker(config.log_with)
+        check_fp8_supported()
+    from trainer.trackers import logging_dir
+
     accelerator = Accelerator(mixed_precision=precision, cpu=not device_info.cuda, log_with=config.log_with,
                               project_dir=str(logging_dir(config)) if config.log_with else None)
     main = accelerator.is_main_process

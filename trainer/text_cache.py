@@ -17,28 +17,6 @@ from pathlib import Path
 import torch
 
 from trainer.cache_files import text_cache_path
-from trainer.errors import TrainError
-
-
-def text_cache_refusal(config, trains_text_encoder: bool) -> str | None:
-    """Why the text encoder outputs cannot be cached for this run, or None."""
-    if trains_text_encoder:
-        return "the text encoder is trained; set train_unet_only = true (or text_encoder_lr = 0)"
-    if config.shuffle_caption:
-        return "shuffle_caption changes the captions every step; turn it off"
-    if config.caption_dropout_rate > 0:
-        return "caption_dropout_rate changes the captions between steps; set it to 0"
-    if config.caption_tag_dropout_rate > 0:
-        return "caption_tag_dropout_rate changes the captions between steps; set it to 0"
-    return None
-
-
-def check_text_cache(config, trains_text_encoder: bool) -> None:
-    if not (config.cache_text_encoder_outputs or config.cache_text_encoder_outputs_to_disk):
-        return
-    reason = text_cache_refusal(config, trains_text_encoder)
-    if reason:
-        raise TrainError(f"cache_text_encoder_outputs is not possible: {reason}")
 
 
 def encoders_fingerprint(text_encoders) -> str:

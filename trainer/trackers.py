@@ -6,24 +6,8 @@ sample previews as images. Only the main process logs.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
-
-from trainer.errors import TrainError
-
-PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
-
-
-def check_tracker(log_with: str | None) -> None:
-    """Refuse a tracker whose package is missing, before any model loads."""
-    if log_with is None:
-        return
-    package = PACKAGES.get(log_with)
-    if package is None:
-        raise TrainError(f"log_with = {log_with!r}: expected tensorboard or wandb")
-    if importlib.util.find_spec(package) is None:
-        raise TrainError(f"log_with = {log_with} needs the {package} package: pip install 'lorakit[{package}]'")
 
 
 def logging_dir(config) -> Path:
