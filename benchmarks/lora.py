@@ -75,7 +75,7 @@ def build(folder: Path, rank: int) -> tuple[Path, dict[str, str]]:
     from safetensors.torch import save_file
 
     from trainer.lora_keys import unet_lora_targets
-    from trainer.lora_tools.safetensors_stream import PlannedTensor, write_safetensors
+    from trainer.lora_tools.safetensors_stream import PlannedTensor, iter_write_safetensors
 
     config = {k: v for k, v in SD15_UNET_CONFIG.items() if not k.startswith("_")}
     with init_empty_weights():
@@ -85,7 +85,8 @@ def build(folder: Path, rank: int) -> tuple[Path, dict[str, str]]:
     plan = [PlannedTensor(k, s, torch.float16, (lambda s=s: (torch.randn(s, generator=g) * 0.02).half()))
             for k, s in shapes.items()]
     (folder / "unet").mkdir(parents=True)
-    write_safetensors(folder / "unet" / "diffusion_pytorch_model.safetensors", plan, {"format": "pt"})
+    for _ in iter_write_safetensors(folder / "unet" / "diffusion_pytorch_model.safetensors", plan, {"format": "pt"}):
+        pass
     (folder / "unet" / "config.json").write_text(json.dumps(SD15_UNET_CONFIG))
     (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
                                                          "unet": ["diffusers", "UNet2DConditionModel"]}))

@@ -31,8 +31,8 @@ from PIL import Image  # noqa: E402
 
 from prep.events import Finished  # noqa: E402
 from tagger.config import TagConfig  # noqa: E402
-from tagger.preprocess import reference_preprocess  # noqa: E402
 from tagger.run import load_model, tag_dataset  # noqa: E402
+from tests.tagger.reference import reference_preprocess  # noqa: E402
 
 LABELS = ROOT / "prep" / "data" / "danbooru_tags.csv"  # the real 10,861-row WD v3 label list
 

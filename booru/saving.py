@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from booru.download import DownloadResult, remove_stale_parts
 from booru.errors import BooruUsageError
 from booru.post import Post
 from prep.captions import format_caption, parse_caption
+from prep.fsio import file_digest
 from prep.journal import Journal, Operation
 from prep.provenance import note_sources
 
@@ -84,7 +84,7 @@ def already_present(post: Post, folder: Path, archive: Archive, writer: Writer,
     archived = archive.get(post.site, post.id)
     if archived is not None and (archive.root / archived.file).is_file():
         present = True
-    elif final.is_file() and md5_of(final) == post.md5:
+    elif final.is_file() and file_digest(final, "md5") == post.md5:
         archive.record(post, relative(final, archive.root), query)
         present = True
     else:
@@ -93,11 +93,3 @@ def already_present(post: Post, folder: Path, archive: Archive, writer: Writer,
     if present and not caption.exists():
         write_post_caption(writer.get(), caption, post, categories)
     return present
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,15 +175,6 @@ class Dataset:
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
-
-    def tag_counts(self, concept: Concept | None = None) -> Counter[str]:
-        """Per tag, the number of captions holding it (each caption counts a tag once)."""
-        counts: Counter[str] = Counter()
-        for item in self.items:
-            if concept is not None and item.concept != concept:
-                continue
-            counts.update(set(item.read_tags()))
-        return counts
 
 
 def iter_images(folder: Path, *, recursive: bool = False, confine: str | None = None,

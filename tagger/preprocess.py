@@ -2,8 +2,8 @@
 
 Reference: open as RGBA, alpha-composite on white, pad to a centred white square (the odd pixel
 right/bottom), resize with PIL BICUBIC to the model's side when it differs, float32 0-255, RGB->BGR.
-`prepare_rgb` returns the same pixels as `reference_preprocess` (tests compare them over many image
-modes and shapes) but skips work whose result is known: the alpha composite of an opaque image,
+`prepare_bgr` returns the same pixels as the reference (tests/tagger/reference.py holds it verbatim;
+the tests compare them over many image modes and shapes) but skips work whose result is known: the alpha composite of an opaque image,
 and the horizontal resampling of the white padding rows. Files are opened and flattened by
 `prep.image_io` (the one safe opener); an image over LARGE_PIXELS is decoded reduced (draft/strips),
 the one place where the pixels may differ from the reference, which would decode it whole.
@@ -24,23 +24,6 @@ WHITE = (255, 255, 255)
 
 class ImageLoadError(Exception):
     """An image that cannot be decoded; the message says why (one line)."""
-
-
-def reference_preprocess(image: Image.Image, size: int) -> np.ndarray:
-    """The Space's `prepare_image`, verbatim: [1, size, size, 3] float32 BGR."""
-    image = image.convert("RGBA")
-    canvas = Image.new("RGBA", image.size, (255, 255, 255))
-    canvas.alpha_composite(image)
-    image = canvas.convert("RGB")
-    max_dim = max(image.size)
-    pad_left = (max_dim - image.size[0]) // 2
-    pad_top = (max_dim - image.size[1]) // 2
-    padded = Image.new("RGB", (max_dim, max_dim), (255, 255, 255))
-    padded.paste(image, (pad_left, pad_top))
-    if max_dim != size:
-        padded = padded.resize((size, size), Image.BICUBIC)
-    array = np.asarray(padded, dtype=np.float32)[:, :, ::-1]
-    return np.expand_dims(array, axis=0)
 
 
 def flatten_on_white(image: Image.Image) -> Image.Image:
@@ -73,35 +56,11 @@ def square_resize(image: Image.Image, size: int) -> Image.Image:
     return middle.resize((size, size), Image.BICUBIC)
 
 
-def prepare_rgb(image: Image.Image, size: int) -> np.ndarray:
-    """[size, size, 3] uint8 RGB, the pixels the reference feeds the model (before BGR and float)."""
-    return np.asarray(square_resize(flatten_on_white(image), size))
-
-
 def prepare_bgr(image: Image.Image, size: int) -> np.ndarray:
     """[size, size, 3] uint8 BGR: the model input before the (exact) cast to float32."""
     # PIL packs the channels in BGR order itself: one pass in C instead of a copy plus a flip.
     data = square_resize(flatten_on_white(image), size).tobytes("raw", "BGR")
     return np.frombuffer(data, dtype=np.uint8).reshape(size, size, 3)
-
-
-def to_model_input(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 RGB [.., H, W, 3] -> float32 BGR 0-255 (written into `out` when given)."""
-    bgr = rgb[..., ::-1]
-    if out is None:
-        return bgr.astype(np.float32)
-    out[...] = bgr
-    return out
-
-
-def load_bgr(path: str | os.PathLike[str], size: int) -> np.ndarray:
-    """Decode an image file and prepare it as uint8 BGR; raise ImageLoadError with a one-line reason."""
-    return _load(path, size, prepare_bgr)
-
-
-def load_rgb(path: str | os.PathLike[str], size: int) -> np.ndarray:
-    """Decode an image file and prepare it as uint8 RGB; raise ImageLoadError with a one-line reason."""
-    return _load(path, size, prepare_rgb)
 
 
 def open_rgb(path: str | os.PathLike[str]) -> Image.Image:

@@ -18,9 +18,6 @@ from trainer.config import TrainConfig, parse_resolution
 from trainer.errors import TrainError
 from trainer.feature_checks import feature_findings, installed
 
-# Fields whose problems depend on the machine (checked again once torch has seen the GPU).
-DEVICE_FIELDS = ("mixed_precision", "save_precision", "optimizer")
-
 
 @dataclass(frozen=True)
 class DeviceInfo:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prep.fsio import file_digest
 from trainer.data import TrainImage
 from trainer.images import load_pixels
 
@@ -35,13 +36,6 @@ def npz_path(img: TrainImage, sdxl: bool) -> Path:
     return img.path.with_name(f"{img.path.stem}_{w:04d}x{h:04d}_{'sdxl' if sdxl else 'sd'}.npz")
 
 
-def image_digest(path: Path) -> str:
-    """SHA-256 of an image file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(img: TrainImage, *, fingerprint: str, flip_aug: bool, dtype, crop: tuple[int, int] | None = None) -> str:
@@ -49,7 +43,7 @@ def cache_key(img: TrainImage, *, fingerprint: str, flip_aug: bool, dtype, crop:
     w, h = img.resized
     bw, bh = img.bucket
     crop = crop if crop is not None else ((h - bh) // 2 if h > bh else 0, (w - bw) // 2 if w > bw else 0)
-    parts = [image_digest(img.path), f"bucket={bw}x{bh}", f"resized={w}x{h}", f"crop={crop[0]},{crop[1]}",
+    parts = [file_digest(img.path), f"bucket={bw}x{bh}", f"resized={w}x{h}", f"crop={crop[0]},{crop[1]}",
              f"flip={int(flip_aug)}", f"vae={fingerprint}", f"dtype={str(dtype).replace('torch.', '')}"]
     return "|".join(parts)
 

@@ -45,7 +45,6 @@ TEXT_ENCODER_TARGET_CLASSES = ("CLIPAttention", "CLIPSdpaAttention", "CLIPFlashA
 DOWN_SUFFIX = ".lora_down.weight"
 UP_SUFFIX = ".lora_up.weight"
 ALPHA_SUFFIX = ".alpha"
-LORA_SUFFIXES = (DOWN_SUFFIX, UP_SUFFIX, ALPHA_SUFFIX)
 
 MODEL_TYPES = ("sd1", "sd2", "sd2-v", "sdxl")
 
@@ -55,15 +54,6 @@ Targets = dict[str, tuple[str, "torch.nn.Module"]]
 def kohya_name(prefix: str, module_path: str) -> str:
     """`lora_unet` + `down_blocks.0.attentions.0.proj_in` -> `lora_unet_down_blocks_0_attentions_0_proj_in`."""
     return f"{prefix}_{module_path.replace('.', '_')}"
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """`lora_unet_x.lora_down.weight` -> (`lora_unet_x`, `.lora_down.weight`); suffix "" if unknown."""
-    for suffix in LORA_SUFFIXES:
-        if key.endswith(suffix):
-            return key[: -len(suffix)], suffix
-    name, dot, rest = key.partition(".")
-    return name, (dot + rest) if dot else ""
 
 
 def text_encoder_prefixes(model_type: str) -> tuple[str, ...]:

@@ -20,7 +20,6 @@ from prep.fsio import atomic_write_text
 from trainer.config import PATH_FIELDS, TrainConfig
 from trainer.errors import TrainError
 
-STATUSES = ("queued", "running", "done", "failed", "stopped")
 STATE_FILE = "train_state.json"  # as trainer.saving writes it (that module needs torch)
 
 

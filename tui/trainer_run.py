@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer.queue import pid_alive
 from tui.workspace import Workspace
 
 TRAINER_COMMAND = (sys.executable, "-m", "trainer")
@@ -112,7 +113,7 @@ class TrainerRun:
     def running(self) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return self.pid is not None and _alive(self.pid)
+        return self.pid is not None and pid_alive(self.pid)
 
     def poll(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -216,26 +217,13 @@ def pid_file(events: Path) -> Path:
     return Path(events).with_suffix(".pid")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def live_trainer_pid(events: Path) -> int | None:
     """The pid recorded beside the events file when that process still runs and is a trainer."""
     try:
         pid = int(pid_file(events).read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         return None
-    if not _alive(pid):
+    if not pid_alive(pid):
         return None
     try:
         if b"trainer" not in Path(f"/proc/{pid}/cmdline").read_bytes():

@@ -18,7 +18,8 @@ from PIL import Image
 
 from prep import png_strips
 from prep.image_io import ImageError, ImageTooLarge, flatten, load_image, open_image, reduce_factor
-from tagger.preprocess import flatten_on_white, reference_preprocess
+from tagger.preprocess import flatten_on_white
+from tests.tagger.reference import reference_preprocess
 
 RED = (200, 10, 10)
 
@@ -164,11 +165,11 @@ def test_a_12000_square_png_stays_bounded_in_the_tagger_and_the_trainer(tmp_path
         import resource, sys
         from pathlib import Path
         import torch  # noqa: F401 - loaded before the baseline
-        from tagger.preprocess import load_rgb
+        from tagger.preprocess import load_prepared, prepare_bgr
         from trainer.data import TrainImage
         from trainer.images import load_pixels
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        rgb = load_rgb({str(path)!r}, 448)
+        rgb = load_prepared({str(path)!r}, 448, prepare_bgr)
         assert rgb.shape == (448, 448, 3)
         item = TrainImage(Path({str(path)!r}), "", "c", 1, False, (12000, 12000), (512, 512), (512, 512))
         assert tuple(load_pixels(item).pixels.shape) == (3, 512, 512)

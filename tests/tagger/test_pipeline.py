@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 import tagger.pipeline as pipeline
-from tagger.preprocess import prepare_rgb, to_model_input
+from tests.tagger.reference import prepare_rgb, to_model_input
 
 
 def _images(folder, n):

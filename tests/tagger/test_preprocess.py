@@ -9,14 +9,8 @@ import pytest
 from PIL import Image
 
 from prep import image_io
-from tagger.preprocess import (
-    ImageLoadError,
-    load_bgr,
-    load_rgb,
-    prepare_rgb,
-    reference_preprocess,
-    to_model_input,
-)
+from tagger.preprocess import ImageLoadError
+from tests.tagger.reference import load_bgr, load_rgb, prepare_rgb, reference_preprocess, to_model_input
 
 
 def _noise(size, mode, seed=0):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tagger.preprocess import reference_preprocess
 from tests.conftest import write_image
 from tests.tagger.conftest import by_name, tags_of
 from tests.tagger.onnx_models import STANDARD, Feature, constant, run_reference, write_model_folder
+from tests.tagger.reference import reference_preprocess
 
 
 def _tag_one(tag_json, model: Path, folder: Path, *args) -> dict:

@@ -7,7 +7,6 @@ import pytest
 from trainer.lora_keys import (
     is_conv_rank,
     sdxl_ldm_path,
-    split_key,
     text_encoder_lora_targets,
     text_encoder_prefixes,
     unet_lora_targets,
@@ -99,8 +98,3 @@ def test_sdxl_ldm_path_real_layout():
     assert sdxl_ldm_path("up_blocks.1.attentions.2.proj_out") == "output_blocks.5.1.proj_out"
     assert sdxl_ldm_path("down_blocks.1.downsamplers.0.conv") == "input_blocks.6.0.op"
     assert sdxl_ldm_path("up_blocks.2.resnets.0.conv2") == "output_blocks.6.0.out_layers.3"
-
-
-def test_split_key():
-    assert split_key("lora_unet_a_b.lora_down.weight") == ("lora_unet_a_b", ".lora_down.weight")
-    assert split_key("lora_te_x.alpha") == ("lora_te_x", ".alpha")

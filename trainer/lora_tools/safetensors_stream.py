@@ -46,18 +46,10 @@ def _nbytes(shape: tuple[int, ...], dtype: torch.dtype) -> int:
     return n * torch.empty((), dtype=dtype).element_size()
 
 
-def write_safetensors(path: str | os.PathLike[str], plan: Iterable[PlannedTensor],
-                      metadata: Mapping[str, str] | None = None) -> int:
-    """Write the planned tensors to path atomically (temp file + os.replace); returns the byte size."""
-    size = 0
-    for written in iter_write_safetensors(path, plan, metadata):
-        size = written
-    return size
-
-
 def iter_write_safetensors(path: str | os.PathLike[str], plan: Iterable[PlannedTensor],
                            metadata: Mapping[str, str] | None = None) -> Iterator[int]:
-    """`write_safetensors` as a generator yielding after each tensor (for progress); last value = size."""
+    """Write the planned tensors to path atomically (temp file + os.replace), yielding the bytes written
+    after each tensor (for progress); the last value is the file size."""
     target = Path(path)
     items = list(plan)
     header: dict[str, object] = {}

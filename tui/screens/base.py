@@ -253,7 +253,3 @@ def fill_table(table, rows: list[tuple[tuple, Any]], *, max_width: int = 60, hei
         table.add_column(label, width=width)
     for cells, key in rows:
         table.add_row(*cells, key=key, height=height)
-
-
-def error_text(message: str) -> Text:
-    return Text(message, style="bold red")
