@@ -26,7 +26,7 @@ from prep.captions import (
 from prep.config import ConfigError, option
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
 from prep.implications import TagGraph, bundled_graph, dataset_graph, implied_by
-from prep.tag_query import PatternSet, Query, TagPattern, match_key, parse_query, remove_matching
+from prep.tag_query import PatternSet, Query, TagPattern, bind_query, match_key, parse_query, remove_matching
 
 SORT_CHOICES = ("alpha", "frequency", "none")
 
@@ -293,14 +293,15 @@ def clean_dataset(dataset: Dataset | str | Path, config: CleanConfig, *, dry_run
 
     Images without a caption file are left alone (clean never creates captions).
     """
-    from prep.tag_edit import check_query_concepts
+    from prep.tag_stats import check_query_concepts
 
     scan = scan_dataset(dataset, caption_extension)
     query = where if isinstance(where, Query) else parse_query(where)
     check_query_concepts(query, scan)
     report = EditReport(dry_run=dry_run)
-    records = [r for r in read_captions(scan.entries, report.warnings)
-               if r.exists and (not query.terms or query.matches_record(r))]
+    with bind_query(query, scan.root) as bound:
+        records = [r for r in read_captions(scan.entries, report.warnings)
+                   if r.exists and (not (query.terms or query.tag_filters) or bound.matches(r))]
     graph = None
     if config.canonical or config.remove_implied:
         graph = dataset_graph(scan.root)

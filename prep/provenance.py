@@ -267,29 +267,3 @@ def stored_predictions(root: Path, caption_rel: str, model: str, cache: dict[str
                 store.close()
         cache["pairs"] = pairs
     return (image_key(root, caption_rel), model) in cache["pairs"]
-
-
-def counts_by_source(root: Path, caption_extension: str = ".txt") -> dict[str, dict[str, int]]:
-    """{tag: {source kind: captions}} over the dataset (kinds: booru, tagger, caption, user, command);
-    a caption without store rows, or edited by hand, counts as user."""
-    from prep.dataset import Dataset
-
-    dataset = Dataset.load(root, caption_extension, allow_bare=True)
-    store = read_store(dataset.root)
-    out: dict[str, dict[str, int]] = {}
-    try:
-        for item in dataset.items:
-            try:
-                data = item.caption_path.read_bytes()
-            except OSError:
-                continue
-            image = image_key(dataset.root, dataset.relative(item.caption_path))
-            sources = store.sources(image, data) if store is not None else {}
-            for tag in dict.fromkeys(_tags_of(data)):
-                kind = source_kind(sources[tag].source) if tag in sources else USER
-                counts = out.setdefault(tag, {})
-                counts[kind] = counts.get(kind, 0) + 1
-    finally:
-        if store is not None:
-            store.close()
-    return out

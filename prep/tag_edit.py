@@ -8,17 +8,14 @@ having its effective caption (its concept name, as kohya trains it): `find`/`--w
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from prep.caption_set import (
     CaptionRecord,
-    CaptionScan,
     EditReport,
     apply_changes,
-    find_concept,
     gc_paused,
     iter_records,
     read_captions,
@@ -26,8 +23,17 @@ from prep.caption_set import (
 )
 from prep.captions import parse_caption, unique_tags
 from prep.dataset import DEFAULT_CAPTION_EXTENSION, Dataset
-from prep.errors import PrepError
-from prep.tag_query import PatternSet, Query, QueryError, TagPattern, match_key, parse_query, remove_matching
+from prep.tag_query import (
+    PatternSet,
+    Query,
+    QueryError,
+    TagPattern,
+    bind_query,
+    match_key,
+    parse_query,
+    remove_matching,
+)
+from prep.tag_stats import check_query_concepts
 
 
 def split_tags(values: Iterable[str]) -> list[str]:
@@ -117,14 +123,6 @@ def split_patterns(values: Iterable[str]) -> list[str]:
     return split_tags(values)
 
 
-def check_query_concepts(query: Query, scan: CaptionScan) -> None:
-    """Refuse a `concept:` term naming no concept folder: a typo would silently match nothing (or,
-    negated, everything)."""
-    for term in query.terms:
-        for name in term.concepts:
-            find_concept(scan, name)  # raises PrepError listing the concept folders
-
-
 def find_items(dataset: Dataset | str | Path, query: str | Query | None, *,
                caption_extension: str = DEFAULT_CAPTION_EXTENSION,
                warnings: list[str] | None = None) -> list[CaptionRecord]:
@@ -133,7 +131,8 @@ def find_items(dataset: Dataset | str | Path, query: str | Query | None, *,
     parsed = query if isinstance(query, Query) else parse_query(query)
     check_query_concepts(parsed, scan)
     records = read_captions(scan.entries, warnings)
-    return [r for r in records if parsed.matches_record(r)]
+    with bind_query(parsed, scan.root) as bound:
+        return [r for r in records if bound.matches(r)]
 
 
 def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | Query | None = None,
@@ -148,20 +147,20 @@ def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | 
     if not edit.creates_captions:
         records = (r for r in records if r.exists)
 
-    picker = TagPicker(scan.root, query) if query.tag_filters else None
-    if picker is not None and edit.name not in ("remove", "replace"):
-        raise PrepError(f"{', '.join(f.text for f in query.tag_filters)}: source: and confidence terms pick tags "
-                        "for tags remove and tags replace only")
+    # source:/confidence terms pick the tags remove and replace touch; for add and move-front
+    # (which act on a whole caption) they only select the images, as in find.
+    picks = edit.name in ("remove", "replace")
+    bound = bind_query(query, scan.root)
 
     def apply(record: CaptionRecord) -> list[str] | None:
         if record.tags is None:  # the prefilter showed the edit cannot change this caption
             return None
-        if query.terms and not query.matches_record(record):
+        if (query.terms or query.tag_filters) and not bound.matches(record):
             return None
-        if picker is not None:
+        if picks and bound.picks_tags:
             if not record.exists:
                 return None
-            picked = picker.picked(record)
+            picked = bound.picked(record)
             # Each picked tag goes through the edit alone; the others stay as they are.
             new = [out for tag in record.tags for out in (edit.apply([tag]) if tag in picked else [tag])]
             return None if new == record.tags else new
@@ -174,35 +173,6 @@ def edit_dataset(dataset: Dataset | str | Path, edit: EditSpec, *, where: str | 
         with gc_paused():
             apply_changes(scan.root, command or f"tags {edit.name}", records, apply, report)
     finally:
-        if picker is not None:
-            picker.close()
+        bound.close()
     return report
 
-
-class TagPicker:
-    """Which tags of a caption pass a query's source:/confidence terms (from the provenance store)."""
-
-    def __init__(self, root: Path, query: Query) -> None:
-        from prep.provenance import read_store
-
-        self.root, self.query = Path(root), query
-        self.store = read_store(self.root)
-
-    def picked(self, record: CaptionRecord) -> set[str]:
-        from prep.provenance import USER, source_kind
-
-        sources = {}
-        if self.store is not None:
-            image = Path(os.path.relpath(record.image, self.root)).as_posix()
-            sources = self.store.sources(image, record.data)
-        out = set()
-        for tag in record.tags or []:
-            found = sources.get(tag)
-            kind = source_kind(found.source) if found else USER
-            if self.query.tag_passes(kind, found.confidence if found else None):
-                out.add(tag)
-        return out
-
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.close()

@@ -4,16 +4,22 @@ A QUERY is comma-separated terms that must all hold: `red hair` (has the tag), `
 `blonde hair|yellow hair` (has any), `*ribbon` (wildcard), `concept:5_alice` (in that concept folder).
 Tags match by spelling key: case, spaces vs underscores and `\\(` vs `(` do not matter.
 
-`source:booru|tagger|caption|user|command` and `confidence<0.5` (also `<=`, `>`, `>=`) are tag terms:
-they pick which tags of a caption an edit touches (from `.lorakit/tags.sqlite`, prep.provenance), so
-`tags remove '*' --where 'source:tagger, confidence<0.4'` drops only unsure tagger tags.
+`source:booru|tagger|caption|user|command` and `confidence<0.5` (also `<=`, `>`, `>=`) are tag terms,
+read from `.lorakit/tags.sqlite` (prep.provenance): together they make one test a single tag must
+pass (`source:tagger, confidence<0.4`: a tagger tag under 0.4). An image matches when at least one
+of its tags passes; `tags remove`/`replace` touch only the tags that pass, `tags stats` counts only
+them. A tag with no stored row (or in a caption edited by hand) is `user`, without a confidence,
+and a tag without a confidence never passes a confidence term. Every query user (tags find, stats,
+--where of the edits, clean --where, the TUI's Edit filter) goes through `bind_query`.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prep.captions import KAOMOJI, tag_key, unescape_parens
@@ -154,6 +160,10 @@ class TagFilter:
         return hit != self.negated
 
 
+SourceMap = Mapping[str, tuple[str, float | None]]  # tag -> (source kind, confidence)
+UNKNOWN_SOURCE = ("user", None)  # a tag the store does not know (or a hand-edited caption's)
+
+
 @dataclass
 class Query:
     """A parsed QUERY; an empty one matches everything."""
@@ -163,17 +173,90 @@ class Query:
     tag_filters: list[TagFilter] = field(default_factory=list)
 
     def tag_passes(self, source_kind: str, confidence: float | None) -> bool:
+        """Whether one tag of this source kind and confidence passes every source:/confidence term."""
         return all(f.holds(source_kind, confidence) for f in self.tag_filters)
 
-    def matches(self, tags: Sequence[str], concept_folder: str | None = None,
-                concept_name: str | None = None) -> bool:
-        return all(term.holds(tags, concept_folder, concept_name) for term in self.terms)
+    def picked_tags(self, tags: Iterable[str], sources: SourceMap) -> set[str]:
+        """The tags that pass every source:/confidence term (all of them when the query has none)."""
+        out = set()
+        for tag in tags:
+            kind, confidence = sources.get(tag, UNKNOWN_SOURCE)
+            if self.tag_passes(kind, confidence):
+                out.add(tag)
+        return out
 
-    def matches_record(self, record: CaptionRecord) -> bool:
+    def matches(self, tags: Sequence[str], concept_folder: str | None = None,
+                concept_name: str | None = None, sources: SourceMap | None = None) -> bool:
+        """Every term holds and, with source:/confidence terms, at least one tag passes them all."""
+        if not all(term.holds(tags, concept_folder, concept_name) for term in self.terms):
+            return False
+        return not self.tag_filters or bool(self.picked_tags(tags, sources or {}))
+
+    def matches_record(self, record: CaptionRecord, sources: SourceMap | None = None) -> bool:
         """Whether a dataset item matches, by its effective tags and its concept folder."""
         concept = record.concept
         return self.matches(record.effective_tags(), concept.folder_name if concept else None,
-                            concept.name if concept else None)
+                            concept.name if concept else None, sources)
+
+
+class BoundQuery:
+    """A QUERY bound to a dataset: reads each caption's tag sources from the store when it needs them.
+
+    The one place source:/confidence terms are evaluated; use it as a context manager (it holds the
+    store open).
+    """
+
+    def __init__(self, query: str | Query | None, root: str | Path, *, with_sources: bool = False) -> None:
+        from prep.provenance import read_store
+
+        self.query = query if isinstance(query, Query) else parse_query(query)
+        self.root = Path(root)
+        self._root_prefix = str(self.root) + "/"
+        self.store = read_store(self.root) if (self.query.tag_filters or with_sources) else None
+
+    @property
+    def picks_tags(self) -> bool:
+        return bool(self.query.tag_filters)
+
+    def sources(self, record: CaptionRecord) -> dict[str, tuple[str, float | None]]:
+        """{tag: (source kind, confidence)} of a record's caption ({} without a store or a caption)."""
+        if self.store is None or record.data is None:
+            return {}
+        from prep.provenance import source_kind
+
+        image = record.image
+        image = image[len(self._root_prefix):] if image.startswith(self._root_prefix) else \
+            Path(os.path.relpath(image, self.root)).as_posix()
+        return {tag: (source_kind(found.source), found.confidence)
+                for tag, found in self.store.sources(image, record.data).items()}
+
+    def matches(self, record: CaptionRecord) -> bool:
+        if not self.query.tag_filters:
+            return self.query.matches_record(record)
+        return self.query.matches_record(record, self.sources(record))
+
+    def picked(self, record: CaptionRecord) -> set[str]:
+        """The record's tags that pass the source:/confidence terms (all of them without such terms)."""
+        tags = record.effective_tags()
+        if not self.query.tag_filters:
+            return set(tags)
+        return self.query.picked_tags(tags, self.sources(record))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def __enter__(self) -> BoundQuery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def bind_query(query: str | Query | None, root: str | Path, *, with_sources: bool = False) -> BoundQuery:
+    """`query` bound to the dataset at `root` (see BoundQuery)."""
+    return BoundQuery(query, root, with_sources=with_sources)
 
 
 def _alternatives(body: str) -> list[str]:

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_arguments(parser, CleanConfig)
     parser.add_argument("--where", metavar="QUERY", default=None,
                         help="clean only the captions this QUERY selects (the `lorakit tags` query language), "
-                             "e.g. --where concept:5_alice for one concept folder")
+                             "e.g. --where concept:5_alice for one concept folder, or --where 'source:tagger, "
+                             "confidence<0.4' for the captions with an unsure tagger tag")
     add_common_flags(parser)
     parser.set_defaults(func=run)
 

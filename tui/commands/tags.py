@@ -14,7 +14,15 @@ from tui.output import add_follow_symlinks, expand_at_files, print_json
 QUERY_HELP = """QUERY: comma-separated terms that must all hold: 'red hair' (has the tag), '-hat' (lacks it),
 'blonde hair|yellow hair' (has any), '*ribbon' (wildcard), 'concept:5_alice' (in that concept folder).
 Tags match whatever their case, spaces/underscores or \\( escapes. An image without a caption file
-counts as captioned with its concept name (what kohya trains); only `add` creates its caption file."""
+counts as captioned with its concept name (what kohya trains); only `add` creates its caption file.
+Where tags came from (.lorakit/tags.sqlite): 'source:booru|tagger|caption|user|command' and
+'confidence<0.5' (also <=, >, >=; a tagger's score). These are tests on ONE tag: an image matches
+'source:tagger' when it has a tag from the tagger, and 'source:tagger, confidence<0.4' when one
+tagger tag is under 0.4 (all source:/confidence terms of a QUERY hold for the same tag). remove and
+replace then touch only the tags that pass, stats counts only them; add, move-front, find and
+clean --where use them to select images. A tag the store does not know (or in a caption edited
+outside lorakit) is 'user' with no confidence; '-source:tagger' passes every non-tagger tag.
+Example: lorakit tags DATASET remove '*' --where 'source:tagger, confidence<0.4'"""
 
 
 class _DashTagParser(argparse.ArgumentParser):
@@ -50,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return sub
 
     stats = op("stats", "per tag, how many captions hold it; tags used once; likely typos", edits=False)
+    stats.add_argument("query", nargs="?", metavar="QUERY", help="only the captions matching QUERY")
     stats.add_argument("--top", type=whole_number(0), metavar="N", help="list only the N most used tags")
     stats.add_argument("--concept", metavar="FOLDER", help="only this concept folder (5_alice or alice)")
     stats.add_argument("--by-source", action="store_true",
@@ -91,7 +100,7 @@ def run_stats(args: argparse.Namespace) -> int:
     from prep.tag_stats import tag_stats
 
     _check(args)
-    stats = tag_stats(args.dataset, args.concept, caption_extension=args.caption_extension)
+    stats = tag_stats(args.dataset, args.concept, caption_extension=args.caption_extension, query=args.query)
     for warning in stats.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
@@ -155,10 +164,11 @@ def run_edit(args: argparse.Namespace) -> int:
 
 
 def _run_stats_by_source(args: argparse.Namespace) -> int:
-    from prep.provenance import counts_by_source
+    from prep.tag_stats import counts_by_source
 
     _check(args)
-    counts = counts_by_source(args.dataset, args.caption_extension)
+    counts = counts_by_source(args.dataset, args.concept, caption_extension=args.caption_extension,
+                              query=args.query)
     ordered = sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
     if args.top is not None:
         ordered = ordered[: args.top]
