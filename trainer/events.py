@@ -2,8 +2,9 @@
 
 Events: start {total_steps, epochs, images, config}, step {step, epoch, loss, lr, it_per_s,
 eta_s}, validation {step, loss}, sample {step, path}, save {step, path}, warning {message},
-error {message}, done {path, steps, seconds}. The written stream adds `timestamp` (Unix seconds)
-to every event, last.
+error {message}, done {path, steps, seconds}. Every written event (the `--events -` stdout
+stream and the events file: one writer) carries `timestamp` (Unix seconds, milliseconds kept), last;
+in-process sinks get the events as listed here (an event that already has a timestamp keeps it).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class JsonLinesWriter:
         self._fh: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
 
     def __call__(self, event: dict[str, Any]) -> None:
-        stamped = {**event, "timestamp": round(time.time(), 3)}
+        stamped = event if "timestamp" in event else {**event, "timestamp": round(time.time(), 3)}
         self._fh.write(json.dumps(_clean(stamped), ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
 

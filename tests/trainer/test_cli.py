@@ -213,6 +213,25 @@ def test_events_on_stdout_via_lorakit(tmp_path, tiny_sd1):
     assert [e["event"] for e in events] == ["start", "step", "step", "save", "done"]
     assert all(next(iter(e)) == "event" for e in events)
     assert Path(events[-1]["path"]).is_file()
+    # Every event carries the timestamp, last, in the order the events happened.
+    stamps = [e["timestamp"] for e in events]
+    assert all(list(e)[-1] == "timestamp" and isinstance(e["timestamp"], float) for e in events)
+    assert stamps == sorted(stamps) and stamps[0] > 1.6e9
+
+
+def test_an_error_event_in_the_events_file_carries_the_timestamp(tmp_path):
+    from tui.trainer_run import describe_event, parse_event_line
+
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[train]\npretrained_model = "m"\ndataset = "{tmp_path}"\nsave_best = true\n')
+    events_file = tmp_path / "events.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "trainer", "--config", str(config), "--events", str(events_file)],
+                          capture_output=True, text=True, env=_env(), timeout=120)
+    assert proc.returncode == 1
+    (line,) = events_file.read_text(encoding="utf-8").splitlines()
+    event = parse_event_line(line)  # the TUI's reader takes the stamped event as it is
+    assert list(event) == ["event", "message", "timestamp"] and event["timestamp"] > 1.6e9
+    assert describe_event(event) == f"error: {event['message']}" and "save_best" in event["message"]
 
 
 def test_sigint_saves_state_and_resume_finishes(tmp_path, tiny_sd1):
