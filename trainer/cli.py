@@ -80,8 +80,10 @@ def run_train(args: argparse.Namespace) -> int:
     if getattr(args, "clear_cache", False):
         return _clear_cache(config)
     if args.export_kohya is not None:
+        from trainer.checks import check_config
         from trainer.export_kohya import export_kohya, without_kohya_equivalent
 
+        check_config(copy.deepcopy(config))  # an invalid run is refused, not exported (the GPU is elsewhere)
         dataset_path, config_path = export_kohya(config, args.export_kohya)
         print(f"wrote {dataset_path} and {config_path}")
         for item in without_kohya_equivalent(config):

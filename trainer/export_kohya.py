@@ -16,6 +16,7 @@ from prep.fsio import atomic_write_text
 from trainer.config import TrainConfig
 from trainer.errors import TrainError
 from trainer.network_kinds import network_spec
+from trainer.trackers import logging_dir
 
 SAVE_PRECISION = {"fp32": "float", "fp16": "fp16", "bf16": "bf16"}
 V2_TYPES = ("sd2", "sd2-v")
@@ -43,13 +44,21 @@ def _default_precision() -> str:
     return "bf16" if device.bf16 else "fp16"
 
 
+def model_kind(config: TrainConfig) -> str:
+    """model_type, with "auto" resolved to sdxl where the model folder or file says so (no model load)."""
+    from trainer.feature_checks import guess_is_sdxl
+
+    return "sdxl" if config.model_type == "auto" and guess_is_sdxl(config) else config.model_type
+
+
 def without_kohya_equivalent(config: TrainConfig) -> list[str]:
     """Options set in config that kohya sd-scripts cannot be given (named in the export's header)."""
     spec = network_spec(config)
+    kind = model_kind(config)
     missing = []
     if spec.uses_lycoris and any(getattr(config, name) is not None for name in BLOCK_LR_FIELDS):
         missing.append("down/mid/up_lr_weight (lycoris.kohya has no block-wise learning rates)")
-    if config.model_type != "sdxl" and (config.cache_text_encoder_outputs or config.cache_text_encoder_outputs_to_disk):
+    if kind != "sdxl" and (config.cache_text_encoder_outputs or config.cache_text_encoder_outputs_to_disk):
         missing.append("cache_text_encoder_outputs (train_network.py has it for SDXL only)")
     if config.validation_dataset is not None:
         missing.append("validation_dataset (kohya holds out validation_split of the training images only)")
@@ -101,6 +110,9 @@ def dataset_config(config: TrainConfig) -> dict[str, Any]:
         "max_bucket_reso": config.max_bucket_reso,
         "bucket_reso_steps": config.bucket_reso_steps,
         "bucket_no_upscale": config.bucket_no_upscale,
+        # sd-scripts reads validation_split/_seed at the dataset level of a dataset config.
+        **_drop_none({"validation_split": config.validation_split or None,
+                      "validation_seed": config.validation_seed if config.validation_split else None}),
         "subsets": subsets,
     }
     return {"general": general, "datasets": [dataset_table]}
@@ -108,7 +120,7 @@ def dataset_config(config: TrainConfig) -> dict[str, Any]:
 
 def train_config(config: TrainConfig, dataset_config_path: Path, model_type: str | None = None) -> dict[str, Any]:
     """train_network.py arguments for `--config_file` (flat keys, as kohya reads them)."""
-    kind = model_type or config.model_type
+    kind = model_type or model_kind(config)
     spec = network_spec(config)
     args = spec.network_args()
     if not spec.uses_lycoris:  # LyCORIS's kohya module has no block-wise learning rates
@@ -124,6 +136,7 @@ def train_config(config: TrainConfig, dataset_config_path: Path, model_type: str
     warmup: int | float | None = config.lr_warmup_steps
     if warmup is None and config.lr_warmup_ratio > 0:
         warmup = config.lr_warmup_ratio  # kohya reads a value below 1 as a fraction of the steps
+    caches_text = config.cache_text_encoder_outputs or config.cache_text_encoder_outputs_to_disk
     max_len = None if config.max_token_length in ("auto", "75") else int(config.max_token_length)
     return _drop_none({
         "pretrained_model_name_or_path": _model_path(config.pretrained_model),
@@ -139,7 +152,8 @@ def train_config(config: TrainConfig, dataset_config_path: Path, model_type: str
         "network_alpha": config.network_alpha,
         "network_dropout": config.network_dropout,
         "network_args": network_args,
-        "network_train_unet_only": config.train_unet_only or None,
+        # kohya caches text encoder outputs only with network_train_unet_only (lorakit also takes TE lr 0).
+        "network_train_unet_only": (config.train_unet_only or (kind == "sdxl" and caches_text)) or None,
         "network_train_text_encoder_only": config.train_text_encoder_only or None,
         "network_weights": str(config.network_weights) if config.network_weights else None,
         "learning_rate": config.learning_rate,
@@ -172,7 +186,7 @@ def train_config(config: TrainConfig, dataset_config_path: Path, model_type: str
         "xformers": True if config.xformers else None,
         "cache_latents": config.cache_latents or None,
         "cache_latents_to_disk": config.cache_latents_to_disk or None,
-        "cache_text_encoder_outputs": True if config.cache_text_encoder_outputs and kind == "sdxl" else None,
+        "cache_text_encoder_outputs": True if caches_text and kind == "sdxl" else None,
         "cache_text_encoder_outputs_to_disk": (True if config.cache_text_encoder_outputs_to_disk and kind == "sdxl"
                                                else None),
         "fp8_base": config.fp8_base or None,
@@ -181,7 +195,7 @@ def train_config(config: TrainConfig, dataset_config_path: Path, model_type: str
         "validate_every_n_steps": config.validate_every_n_steps if config.validation_split else None,
         "validate_every_n_epochs": config.validate_every_n_epochs if config.validation_split else None,
         "log_with": config.log_with,
-        "logging_dir": str(Path(config.logging_dir).resolve()) if config.log_with and config.logging_dir else None,
+        "logging_dir": str(logging_dir(config).resolve()) if config.log_with else None,
         "max_token_length": max_len,
         "clip_skip": config.clip_skip if kind != "sdxl" else None,
         "max_data_loader_n_workers": config.max_data_loader_n_workers,
@@ -208,7 +222,7 @@ def export_kohya(config: TrainConfig, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset_path = out_dir / "dataset_config.toml"
     config_path = out_dir / "config_file.toml"
-    script = "sdxl_train_network.py" if config.model_type == "sdxl" else "train_network.py"
+    script = "sdxl_train_network.py" if model_kind(config) == "sdxl" else "train_network.py"
     header = (f"# Written by lorakit train --export-kohya. Run with:\n"
               f"#   accelerate launch {script} --config_file {config_path.resolve()}\n")
     missing = without_kohya_equivalent(config)

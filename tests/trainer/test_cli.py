@@ -182,6 +182,56 @@ def test_export_kohya_lycoris_block_lr_and_defaults(tmp_path, tiny_sd1, capsys):
     assert cf["network_args"] == ["mid_lr_weight=0.5", "up_lr_weight=sine"]
 
 
+def test_export_kohya_writes_every_issue16_option(tmp_path, tiny_sd1, tiny_sdxl, capsys):
+    dataset = make_train_dataset(tmp_path / "ds")
+    # SDXL (model_type auto, read from the folder): LyCORIS LoKr + DoRA, text-encoder cache, watching, masks.
+    config = _write_config(tmp_path / "xl.toml", tiny_sdxl, dataset, tmp_path / "out", network_type="lokr",
+                           lokr_factor=4, dora=True, conv_dim=2, cache_text_encoder_outputs_to_disk=True,
+                           text_encoder_lr=0.0, validation_split=0.5, validation_seed=7, validate_every_n_steps=5,
+                           log_with="tensorboard", masked_loss=True, alpha_mask=True, multires_noise_iterations=6,
+                           multires_noise_discount=0.25, ip_noise_gamma=0.1, zero_terminal_snr=True,
+                           v_parameterization=True, debiased_estimation_loss=True, min_snr_gamma=5.0,
+                           ema_decay=0.99, save_best=True, down_lr_weight="sine", max_train_steps=None)
+    out = tmp_path / "kohya-xl"
+    assert lorakit(["train", "--config", str(config), "--export-kohya", str(out)]) == 0
+    printed = capsys.readouterr().out
+    text = (out / "config_file.toml").read_text(encoding="utf-8")
+    assert "accelerate launch sdxl_train_network.py" in text
+    for item in ("down/mid/up_lr_weight", "save_best", "overfit_patience = 3", "ema_decay/ema_on_cpu"):
+        assert f"{item}" in text.splitlines()[2] and item in printed
+    cf = tomllib.loads(text)
+    ds = tomllib.loads((out / "dataset_config.toml").read_text(encoding="utf-8"))
+    assert cf["network_module"] == "lycoris.kohya"
+    assert cf["network_args"] == ["algo=lokr", "conv_dim=2", "conv_alpha=2.0", "factor=4", "dora_wd=True"]
+    assert cf["cache_text_encoder_outputs"] is True and cf["cache_text_encoder_outputs_to_disk"] is True
+    assert cf["network_train_unet_only"] is True  # kohya's condition for the text-encoder cache
+    assert cf["masked_loss"] is True and ds["general"]["alpha_mask"] is True
+    assert (cf["multires_noise_iterations"], cf["multires_noise_discount"], cf["ip_noise_gamma"]) == (6, 0.25, 0.1)
+    assert cf["zero_terminal_snr"] is True and cf["v_parameterization"] is True
+    assert cf["debiased_estimation_loss"] is True and cf["min_snr_gamma"] == 5.0
+    assert (cf["validation_split"], cf["validation_seed"], cf["validate_every_n_steps"]) == (0.5, 7, 5)
+    assert (ds["datasets"][0]["validation_split"], ds["datasets"][0]["validation_seed"]) == (0.5, 7)
+    assert cf["log_with"] == "tensorboard" and cf["logging_dir"] == str((tmp_path / "out" / "logs").resolve())
+    assert "clip_skip" not in cf
+    # SD1: kohya's own LoRA with block-wise LRs and fp8_base; the SD1 text-encoder cache has no kohya twin.
+    config = _write_config(tmp_path / "sd1.toml", tiny_sd1, dataset, tmp_path / "out", fp8_base=True,
+                           down_lr_weight="cosine+0.5", mid_lr_weight="0.5", up_lr_weight="1,1,0", block_lr_zero_threshold=0.1,
+                           cache_text_encoder_outputs=True, train_unet_only=True, log_with="tensorboard",
+                           logging_dir=str(tmp_path / "tb"), max_train_steps=None)
+    out = tmp_path / "kohya-sd1"
+    assert lorakit(["train", "--config", str(config), "--export-kohya", str(out)]) == 0
+    assert "not exported (no kohya equivalent): cache_text_encoder_outputs" in capsys.readouterr().out
+    cf = tomllib.loads((out / "config_file.toml").read_text(encoding="utf-8"))
+    assert cf["network_module"] == "networks.lora" and cf["fp8_base"] is True
+    assert cf["network_args"] == ["down_lr_weight=cosine+0.5", "mid_lr_weight=0.5", "up_lr_weight=1,1,0",
+                                  "block_lr_zero_threshold=0.1"]
+    assert "cache_text_encoder_outputs" not in cf and cf["logging_dir"] == str((tmp_path / "tb").resolve())
+    # An invalid run is refused, not exported.
+    bad = _write_config(tmp_path / "bad.toml", tiny_sd1, dataset, tmp_path / "out", save_best=True)
+    assert lorakit(["train", "--config", str(bad), "--export-kohya", str(tmp_path / "k3")]) == 1
+    assert not (tmp_path / "k3").exists()
+
+
 def test_export_kohya_model_path_is_absolute(tmp_path, tiny_sd1, monkeypatch):
     import shutil
 
