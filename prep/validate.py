@@ -24,7 +24,7 @@ from prep.folder_scan import ConceptScan, FolderScan, TreeScan, scan_tree, suffi
 from prep.images import FORMAT_EXTENSIONS, MAX_PIXELS
 from prep.validation.bucket_report import BucketSettings, bucket_problems
 from prep.validation.caption_checks import CaptionStats, check_folder_captions
-from prep.validation.caption_rules import CONTRADICTORY_TAGS, CaptionRules
+from prep.validation.caption_rules import CONTRADICTORY_TAGS, DUPLICATE_CAPTION_IMAGES, CaptionRules
 from prep.validation.duplicates import find_duplicates
 from prep.validation.inspect import BOMB, CORRUPT, TRUNCATED, UNREADABLE, ImageInfo
 from prep.validation.report import CODES, ConceptSummary, Problem, ValidationReport, display_name, problem
@@ -51,12 +51,15 @@ class ValidateOptions:
     workers: int | None = option(None, "processes for --deep (default: one per core)", cli=False)
     trigger: str | None = option(None, "trigger word every training caption must hold (default: the "
                                        "workspace's [concept] trigger); see trigger-missing")
+    trigger_concept: str | None = option(None, "the concept folder the trigger applies to (5_alice or alice; "
+                                               "default: [concept] concept with its trigger; empty = all)")
     keep_tokens: int = option(0, "tags kept in place when shuffling (default: [train] keep_tokens); with 1 "
                                  "or more the trigger must be the first tag")
     contradictory_tags: list[list[str]] = option(
         default_factory=list, help="more groups of tags that exclude each other, added to the bundled table",
         cli=False)
-    duplicate_caption_images: int = option(2, "report byte-identical captions shared by this many images",
+    duplicate_caption_images: int = option(DUPLICATE_CAPTION_IMAGES, "report byte-identical captions shared "
+                                           "by this many images or more (two alike are common; many are not)",
                                            cli=False)
     # The trainer's bucket settings; the CLI reads them from the workspace's [train] table.
     bucket_resolution: str | None = option(None, "bucket area as \"W,H\" (default: resolution square)", cli=False)
@@ -76,7 +79,8 @@ class ValidateOptions:
 
     def caption_rules(self) -> CaptionRules:
         groups = list(CONTRADICTORY_TAGS) + [list(group) for group in self.contradictory_tags]
-        return CaptionRules(groups, self.trigger or None, self.keep_tokens, self.duplicate_caption_images)
+        return CaptionRules(groups, self.trigger or None, self.keep_tokens, self.duplicate_caption_images,
+                            self.trigger_concept or None)
 
 
 def validate(dataset: str | os.PathLike[str], options: ValidateOptions | None = None) -> ValidationReport:
@@ -149,6 +153,7 @@ def _validate_events(root: Path, options: ValidateOptions) -> Iterator[Event]:
             tree_summaries = []
             tree_rules = None if tree.prefix else rules  # reg captions are generic by design
             for concept in tree.concepts:
+                rules.enter_concept(concept.folder, concept.name)
                 captioned, found = check_folder_captions(concept.scan, concept.name, ext,
                                                          options.max_token_length, stats, tree_rules)
                 problems.extend(found)
@@ -359,7 +364,12 @@ def load_validate_options(dataset: Path | None = None, args: Any = None, *,
             reg_path = Path(rebase_path_fields(ValidateOptions, {"reg": reg}, workspace.path.parent)["reg"])
             if reg_path.is_dir():
                 defaults["reg"] = reg_path
-    trigger = workspace.table("concept").get("trigger")
+    concept_table = workspace.table("concept")
+    trigger = concept_table.get("trigger")
     if isinstance(trigger, str) and trigger.strip():
         defaults["trigger"] = trigger.strip()
+        # [concept] concept names the folder that trigger is for; a --trigger WORD of its own is for all.
+        folder = concept_table.get("concept")
+        if isinstance(folder, str) and folder.strip() and getattr(args, "trigger", None) is None:
+            defaults["trigger_concept"] = folder.strip()
     return load_options(ValidateOptions, "validate", args, workspace=workspace, defaults=defaults)

@@ -38,6 +38,11 @@ CONTRADICTORY_TAGS: tuple[tuple[str, ...], ...] = (
 )
 
 
+# Two images often share a short caption legitimately (a pair of variants); three or more alike
+# usually means a template or a lost tagger run.
+DUPLICATE_CAPTION_IMAGES = 3
+
+
 def tag_key(tag: str) -> str:
     """How tables and captions are compared: lower case, underscores as spaces, whitespace folded."""
     return " ".join(tag.replace("_", " ").lower().split())
@@ -50,12 +55,14 @@ class CaptionRules:
     contradictory: Sequence[Sequence[str]] = CONTRADICTORY_TAGS
     trigger: str | None = None
     keep_tokens: int = 0
-    duplicate_min: int = 2
+    duplicate_min: int = DUPLICATE_CAPTION_IMAGES
+    trigger_concept: str | None = None  # the concept folder (5_alice or alice) the trigger is for; None: all
     _groups_of: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False)
     _groups: list[tuple[str, ...]] = field(default_factory=list, init=False, repr=False)
     _by_bytes: dict[bytes, list[str]] = field(default_factory=dict, init=False, repr=False)
     _trigger_key: str = field(default="", init=False, repr=False)
     _keys: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # tag -> tag_key, memo
+    _trigger_here: bool = field(default=True, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for group in self.contradictory:
@@ -67,6 +74,10 @@ class CaptionRules:
             for key in keys:
                 self._groups_of.setdefault(key, []).append(index)
         self._trigger_key = tag_key(self.trigger) if self.trigger else ""
+
+    def enter_concept(self, folder: str, name: str) -> None:
+        """The captions checked next belong to this concept folder (`5_alice`, concept `alice`)."""
+        self._trigger_here = self.trigger_concept is None or self.trigger_concept in (folder, name)
 
     def check(self, rel: str, data: bytes, tags: list[str]) -> list[Problem]:
         """Problems of one caption (its dataset-relative path, raw bytes and parsed tags)."""
@@ -85,7 +96,7 @@ class CaptionRules:
             pairs = "; ".join(" + ".join(members) for members in clashes)
             found.append(problem("contradictory-tags", rel,
                                  f"holds tags that exclude each other: {pairs}; remove the wrong one"))
-        if self._trigger_key:
+        if self._trigger_key and self._trigger_here:
             found.extend(self._trigger_problems(rel, keys))
         return found
 

@@ -73,11 +73,13 @@ DESCRIPTIONS: dict[str, str] = {
     "too-large": "an image over 50 megapixels (prep.images.MAX_PIXELS; scrape --max-pixels refuses them)",
     "contradictory-tags": "tags that exclude each other (1girl + 2girls, solo + multiple girls; "
                           "[validate] contradictory_tags adds groups)",
-    "trigger-missing": "a caption without the trigger ([concept] trigger or --trigger), or with it not "
-                       "first while keep_tokens >= 1",
+    "trigger-missing": "a caption of the trigger's concept folder ([concept] concept, empty = all; "
+                       "--trigger-concept) without the trigger ([concept] trigger or --trigger), or with it "
+                       "not first while keep_tokens >= 1",
     "bucket-upscale": "an image the [train] bucket settings upscale by more than 1.5x (bucket_no_upscale off)",
     "singleton-bucket": "a bucket holding fewer images than the batch size",
-    "duplicate-caption": "images whose captions are byte-identical",
+    "duplicate-caption": "3 or more images whose captions are byte-identical ([validate] "
+                         "duplicate_caption_images sets how many)",
     "truncated-image": "an image file cut short (no JPEG end marker, no PNG IEND, WebP shorter than its "
                        "RIFF size), found from the file's last bytes",
     "symlink-outside": "a concept folder or image that is a symlink leading outside the dataset (tag, tags, "

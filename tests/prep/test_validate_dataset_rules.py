@@ -160,11 +160,54 @@ def test_help_documents_every_code_with_severity(capsys):
 
 def test_human_output_shows_buckets_and_info_count(root: Path, capsys):
     folder = root / "1_a"
-    for i in range(2):
+    for i in range(3):
         picture(folder / f"{i}.png", (512, 512), seed=i)
         caption(folder / f"{i}.txt", "same")
     code = main(["validate", str(root)])
     out = capsys.readouterr().out
     assert code == 0
-    assert "buckets: 512x512: 2" in out
+    assert "buckets: 512x512: 3" in out
     assert "[duplicate-caption]" in out and "1 info" in out
+
+
+def test_trigger_missing_only_in_the_concept_folder_it_is_for(root: Path, capsys):
+    for i, (rel, text) in enumerate({"5_mayu/a": "1girl, smile", "5_mayu/b": "mayu, 1girl",
+                                     "3_kurisu/c": "1girl, labcoat", "3_kurisu/d": "kurisu, 1girl"}.items()):
+        picture(root / f"{rel}.png", seed=i)
+        caption(root / f"{rel}.txt", text)
+    write_toml(root, '[concept]\ntrigger = "mayu"\nconcept = "5_mayu"\n')
+    code, out = run_json(capsys, root, "--resolution", "0")
+    assert code == 0
+    assert [p["path"] for p in out["problems"] if p["code"] == "trigger-missing"] == ["5_mayu/a.txt"]
+    write_toml(root, '[concept]\ntrigger = "mayu"\nconcept = "mayu"\n')  # the concept name works too
+    code, out = run_json(capsys, root, "--resolution", "0")
+    assert [p["path"] for p in out["problems"] if p["code"] == "trigger-missing"] == ["5_mayu/a.txt"]
+    write_toml(root, '[concept]\ntrigger = "mayu"\nconcept = ""\n')  # empty: every concept folder
+    code, out = run_json(capsys, root, "--resolution", "0")
+    assert sorted(p["path"] for p in out["problems"] if p["code"] == "trigger-missing") == [
+        "3_kurisu/c.txt", "3_kurisu/d.txt", "5_mayu/a.txt"]
+    # A trigger of the command line's own applies to all, unless --trigger-concept says which.
+    write_toml(root, '[concept]\ntrigger = "mayu"\nconcept = "5_mayu"\n')
+    code, out = run_json(capsys, root, "--resolution", "0", "--trigger", "kurisu")
+    assert sorted(p["path"] for p in out["problems"] if p["code"] == "trigger-missing") == [
+        "3_kurisu/c.txt", "5_mayu/a.txt", "5_mayu/b.txt"]
+    code, out = run_json(capsys, root, "--resolution", "0", "--trigger", "kurisu", "--trigger-concept", "3_kurisu")
+    assert [p["path"] for p in out["problems"] if p["code"] == "trigger-missing"] == ["3_kurisu/c.txt"]
+    assert by_code(check(root, trigger="mayu", trigger_concept="3_kurisu"), "trigger-missing") == \
+        ["3_kurisu/c.txt", "3_kurisu/d.txt"]
+
+
+def test_duplicate_caption_needs_three_by_default_and_help_says_so(root: Path, capsys):
+    folder = root / "1_a"
+    for i in range(2):
+        picture(folder / f"{i}.png", seed=i)
+        caption(folder / f"{i}.txt", "1girl, smile")  # a pair of variants: common, not reported
+    assert by_code(check(root), "duplicate-caption") == []
+    assert by_code(check(root, duplicate_caption_images=2), "duplicate-caption") == ["1_a/0.txt"]
+    write_toml(root, "[validate]\nduplicate_caption_images = 2\n")
+    code, out = run_json(capsys, root, "--resolution", "0")
+    assert [p["path"] for p in out["problems"] if p["code"] == "duplicate-caption"] == ["1_a/0.txt"]
+    with pytest.raises(SystemExit):
+        main(["validate", "--help"])
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("duplicate-caption"))
+    assert "3 or more" in line and "duplicate_caption_images" in line
