@@ -6,7 +6,6 @@ a ScrapeSummary.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -30,19 +29,10 @@ from booru.summary import ScrapeSummary
 from booru.transfer import abort_all
 from prep.events import Advanced, Event, Finished, Started, Warned
 
-__all__ = ["ScrapeSummary", "auth_hint", "credentials_from_env", "refresh_captions", "scrape"]
+__all__ = ["ScrapeSummary", "auth_hint", "refresh_captions", "scrape"]
 
 MIN_PAGE = 20
 QUEUE_PER_WORKER = 4  # downloads queued per worker, so bookkeeping never leaves a worker idle
-
-
-def credentials_from_env(site: SiteInfo, login: str | None = None, api_key: str | None = None,
-                         user_id: str | None = None) -> Credentials:
-    """Flags first, then LORAKIT_<SITE>_LOGIN / _API_KEY / _USER_ID."""
-    env = os.environ
-    return Credentials(login or env.get(f"{site.env_prefix}_LOGIN") or None,
-                       api_key or env.get(f"{site.env_prefix}_API_KEY") or None,
-                       user_id or env.get(f"{site.env_prefix}_USER_ID") or None)
 
 
 def auth_hint(site: SiteInfo) -> str:

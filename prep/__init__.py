@@ -8,10 +8,15 @@ else of lorakit but the kernel itself.
     caption_set    the caption engine: fast scan, read, change and write of many captions
     image_io       the one safe image open (pixel limit, one-line error), flatten, reduced decode
     images         which file extensions are images (kohya's and the unsupported ones)
-    fsio           atomic writes; journal      the undo journal (exact, confined, one writer)
+    fsio           atomic writes, the atomic swap, file digests
+    journal        the undo journal (exact, confined, one writer): journal_write (Operation),
+                   journal_undo (checked, restartable revert), journal_lock (the one-writer lock)
+    provenance     where each caption tag came from (.lorakit/tags.sqlite, kept in step by the journal)
+    safe_text      printable: control characters in printed paths and values escaped
     config         option dataclasses, CLI flags, and the one lorakit.toml options loader
     events         Started / Advanced / Warned / Finished; errors   UserError and PrepError
-    cores, clip_tokens, tag_vocabulary, toml_edit, buckets, phash, hash_index, png_strips
+    cores, clip_tokens, tag_vocabulary, toml_edit, buckets, phash, hash_index, png_strips, clip_embed
+    demo_dataset   the generated dataset `lorakit demo` starts from
 
 Stages: one module (or sub-package) per dataset step; each is a stage function (a generator of
 events, or a report) plus its options dataclass, exported here by name (imported on first use):

@@ -26,6 +26,12 @@ def write_caption(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_user_credentials(tmp_path_factory, monkeypatch):
+    """A developer's own booru credentials file is never read by the tests (nor sent to an emulator)."""
+    monkeypatch.setenv("LORAKIT_CREDENTIALS", str(tmp_path_factory.getbasetemp() / "no-credentials.toml"))
+
+
 @pytest.fixture
 def make_image():
     return write_image

@@ -81,4 +81,17 @@ def test_optional_packages_are_extras_not_requirements():
     assert {"bitsandbytes", "xformers"} <= {_name(r) for r in extras["gpu"]}
     assert {"lion-pytorch", "prodigyopt"} <= {_name(r) for r in extras["optim"]}
     assert {"pillow-heif"} <= {_name(r) for r in extras["heic"]}
-    assert not required & {"bitsandbytes", "xformers", "lion-pytorch", "prodigyopt", "pillow-heif", "platformdirs"}
+    assert {"tensorboard"} <= {_name(r) for r in extras["tensorboard"]}
+    assert {"wandb"} <= {_name(r) for r in extras["wandb"]}
+    assert not required & {"bitsandbytes", "xformers", "lion-pytorch", "prodigyopt", "pillow-heif", "tensorboard",
+                           "wandb"}
+
+
+def test_platformdirs_and_peft_are_required_for_what_uses_them():
+    """platformdirs finds the credentials file (booru.credentials); peft is what diffusers' LoRA loading
+    (`load_lora_weights`, `lorakit lora preview`) needs, though no lorakit module imports it."""
+    required = {_name(r) for r in PROJECT["dependencies"]}
+    assert {"platformdirs", "peft"} <= required
+    assert "platformdirs" in _imported_top_levels()
+    preview = (ROOT / "trainer" / "lora_tools" / "preview.py").read_text(encoding="utf-8")
+    assert "load_lora_weights" in preview

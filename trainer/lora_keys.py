@@ -18,7 +18,6 @@ API (shared by the trainer and the LoRA tools):
   -> `input_blocks.4.1.transformer_blocks.0.attn1.to_q`.
 - `is_conv_rank(module)`: True where kohya uses conv_dim/conv_alpha (a Conv2d with a kernel other
   than 1x1); Linear layers and 1x1 convs use network_dim/network_alpha.
-- `split_key(key)` -> (module name, suffix) for a file key; `LORA_SUFFIXES`.
 
 Text encoder names always say `text_model.`: transformers 5 dropped that level from
 CLIPTextModel (modules are `encoder.layers.N...`), but the format, A1111, ComfyUI and diffusers'

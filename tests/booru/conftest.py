@@ -18,7 +18,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries back off by milliseconds instead of seconds (the knob the CLI reads)."""
     monkeypatch.setenv("LORAKIT_BOORU_BACKOFF", "0.01")
     for name in list(__import__("os").environ):
-        if name.startswith("LORAKIT_") and name != "LORAKIT_BOORU_BACKOFF":
+        if name.startswith("LORAKIT_") and name not in ("LORAKIT_BOORU_BACKOFF", "LORAKIT_CREDENTIALS"):
             monkeypatch.delenv(name)
 
 

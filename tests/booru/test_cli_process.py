@@ -11,6 +11,7 @@ from tests.booru.emulator import make_posts
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORAKIT_")}
     env["LORAKIT_BOORU_BACKOFF"] = "0.01"
+    env["LORAKIT_CREDENTIALS"] = os.environ["LORAKIT_CREDENTIALS"]  # never the developer's own file
     return env
 
 

@@ -38,16 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    from booru.credentials import lookup_credentials
     from booru.endpoint import COMMAND_LINE
     from booru.errors import BooruUsageError
     from booru.implications import fetch_implications
-    from booru.scrape import credentials_from_env
     from booru.sites import SITES
     from tui.output import drive
 
     if args.rate is not None and not args.rate > 0:
         raise BooruUsageError("--rate must be above 0 (requests per second)")
-    credentials = credentials_from_env(SITES[args.site], args.login, args.api_key)
+    credentials = lookup_credentials(SITES[args.site], args.login, args.api_key)
     summary = drive(fetch_implications(args.dataset, site=args.site, base_url=args.base_url,
                                        base_url_origin=COMMAND_LINE, credentials=credentials, rate=args.rate,
                                        dry_run=args.dry_run, allow_insecure=args.allow_insecure),

@@ -35,9 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from booru.config import ScrapeConfig
+    from booru.credentials import lookup_credentials
     from booru.endpoint import COMMAND_LINE
     from booru.errors import BooruUsageError
-    from booru.scrape import credentials_from_env, scrape
+    from booru.scrape import scrape
     from booru.sites import SITES
     from tui.output import drive
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     config.blacklist = expand_at_files(config.blacklist)
     credentials = None
     if config.site is not None:
-        credentials = credentials_from_env(SITES[config.site], args.login, args.api_key, args.user_id)
+        credentials = lookup_credentials(SITES[config.site], args.login, args.api_key, args.user_id)
     # Credentials follow a base URL typed here, never one read from a (possibly shared) workspace file.
     origin = COMMAND_LINE if "base_url" in vars(args) else str(workspace.path or "a workspace file")
     summary = drive(scrape(config, credentials, base_url_origin=origin, allow_insecure=args.allow_insecure),

@@ -93,11 +93,12 @@ class ScrapeScreen(DataScreen):
         return dataclasses.replace(config, blacklist=expand_at_files(config.blacklist))
 
     def job_source(self):
-        from booru.scrape import credentials_from_env, scrape
+        from booru.credentials import lookup_credentials
+        from booru.scrape import scrape
         from booru.sites import SITES
 
         config = self.config()
-        credentials = credentials_from_env(SITES[config.site]) if config.site in SITES else None
+        credentials = lookup_credentials(SITES[config.site]) if config.site in SITES else None
         self.failed = 0
         from booru.saving import target_folder
 
