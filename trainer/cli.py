@@ -97,6 +97,10 @@ def run_train(args: argparse.Namespace) -> int:
         from trainer.errors import TrainError
 
         raise TrainError(f"--events {args.events}: cannot write ({exc.strerror})") from None
+    if writer is not None:
+        from trainer.run_pid import record_own_pid
+
+        record_own_pid(args.events)  # what the TUI reattaches by, however this run was started
     human = HumanProgress() if args.events != "-" and main_rank else None
     emit = fan_out(writer, human)
     try:

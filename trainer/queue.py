@@ -10,7 +10,6 @@ A job left "running" by a runner that no longer exists (a crash, a reboot) reads
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from prep.fsio import atomic_write_text
 from trainer.config import PATH_FIELDS, TrainConfig
 from trainer.errors import TrainError
+from trainer.run_pid import process_alive
 
 STATE_FILE = "train_state.json"  # as trainer.saving writes it (that module needs torch)
 
@@ -38,16 +38,7 @@ def boot_id() -> str:
 def pid_alive(pid: int | None, boot: str = "") -> bool:
     if not pid or (boot and boot != boot_id()):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is no runner
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return process_alive(pid)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from trainer.queue import Job, JobQueue, QueueError, boot_id, newest_state
+from trainer.run_pid import record_pid
 
 TRAINER_COMMAND = (sys.executable, "-m", "trainer")
 
@@ -118,6 +119,7 @@ class QueueRunner:
             self.child = subprocess.Popen(argv, cwd=queue.workspace, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, start_new_session=True,
                                           preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+            record_pid(queue.events_path(job.id), self.child.pid)  # the TUI follows the job by it
             if self.stop_requested:  # a stop that came while the child was starting
                 self._on_signal(signal.SIGINT, None)
             code = self._wait(self.child)
@@ -128,6 +130,7 @@ class QueueRunner:
             job.status, job.lora = "done", done
         elif code in (130, -signal.SIGINT):
             job.status, job.message = "stopped", "stopped; `lorakit queue run` resumes it from its saved state"
+            self.stop_requested = True  # stopped from outside (the Train screen's x): the queue ends too
         else:
             job.status = "failed"
             job.message = error or _tail(queue.log_path(job.id)) or f"the trainer exited with code {code}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.queue import pid_alive
+from trainer.run_pid import live_trainer_pid, process_alive, record_pid
 from tui.workspace import Workspace
 
 TRAINER_COMMAND = (sys.executable, "-m", "trainer")
@@ -98,7 +98,7 @@ class TrainerRun:
             # Own session: the terminal's Ctrl+C goes to the TUI only; Stop sends SIGINT on purpose.
             process = subprocess.Popen(argv, cwd=workspace.root, stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        pid_file(events).write_text(f"{process.pid}\n", encoding="ascii")
+        record_pid(events, process.pid)
         return cls(events, log, process, process.pid, tuple(argv))
 
     @classmethod
@@ -113,7 +113,7 @@ class TrainerRun:
     def running(self) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return self.pid is not None and pid_alive(self.pid)
+        return self.pid is not None and process_alive(self.pid)
 
     def poll(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -145,13 +145,22 @@ class TrainerRun:
         return "\n".join(kept[-lines:])
 
 
-def latest_events(runs: Path) -> Path | None:
-    """The newest run's events file in the workspace's runs folder."""
-    try:
-        files = [p for p in Path(runs).glob("*.jsonl") if p.is_file()]
-    except OSError:
-        return None
-    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name), default=None)
+def latest_events(*folders: Path) -> Path | None:
+    """The run to show: the newest one whose trainer still runs, else the newest events file.
+
+    The folders are the workspace's runs (the Train screen's) and its queue's (each job's events).
+    """
+    files: list[Path] = []
+    for folder in folders:
+        try:
+            files += [p for p in Path(folder).glob("*.jsonl") if p.is_file()]
+        except OSError:
+            continue
+
+    def newest(paths: list[Path]) -> Path | None:
+        return max(paths, key=lambda p: (p.stat().st_mtime_ns, p.name), default=None)
+
+    return newest([p for p in files if live_trainer_pid(p) is not None]) or newest(files)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -213,26 +222,6 @@ def launch_command(command: Sequence[str], gpus: int) -> tuple[str, ...]:
             "-m", "trainer")
 
 
-def pid_file(events: Path) -> Path:
-    return Path(events).with_suffix(".pid")
-
-
-def live_trainer_pid(events: Path) -> int | None:
-    """The pid recorded beside the events file when that process still runs and is a trainer."""
-    try:
-        pid = int(pid_file(events).read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        return None
-    if not pid_alive(pid):
-        return None
-    try:
-        if b"trainer" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return None  # the pid was reused by another program
-    except OSError:
-        pass
-    return pid
-
-
 def is_final_event(event: dict[str, Any]) -> bool:
     """done, error, or the trainer's "interrupted at step N" warning (how a stopped run ends)."""
     name = event.get("event")
@@ -241,7 +230,7 @@ def is_final_event(event: dict[str, Any]) -> bool:
 
 
 def run_outcome(final: dict[str, Any] | None, interrupted: dict[str, Any] | None, code: int | None) -> str:
-    """finished, stopped, failed or ended (no final event, e.g. killed) for a run that is over.
+    """finished, stopped, failed or ended (no final event: killed or crashed) for a run that is over.
 
     The trainer ends a stopped run with its "interrupted at step N" warning, not with done or error.
     """
@@ -253,9 +242,9 @@ def run_outcome(final: dict[str, Any] | None, interrupted: dict[str, Any] | None
         return "stopped"
     if code == 0:
         return "finished"
-    if code is not None:
+    if code is not None and code > 0:
         return "failed"
-    return "ended"
+    return "ended"  # killed by a signal, or found dead on disk (a stale pid file): no final event
 
 
 def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:

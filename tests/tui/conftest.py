@@ -31,6 +31,24 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package's tiny SD1 model (random weights, real diffusers format) for real trainer runs."""
+    from trainer.tiny_model import build_tiny_sd1
+
+    return build_tiny_sd1(tmp_path_factory.mktemp("models") / "tiny-sd1")
+
+
+def tiny_train_table(workspace: Path, base: Path, steps: int, name: str, **extra) -> None:
+    """[train] of the workspace set for a quick real run on the tiny model (64 px, dim 4, no mixed precision)."""
+    from prep.toml_edit import update_table
+
+    update_table(workspace / "lorakit.toml", "train", {
+        "pretrained_model": str(base), "resolution": "64", "min_bucket_reso": 32, "max_bucket_reso": 128,
+        "bucket_reso_steps": 32, "network_dim": 4, "network_alpha": 2.0, "max_train_steps": steps,
+        "mixed_precision": "no", "output_name": name, **extra})
+
+
 async def wait_until(pilot, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
     """Let the app run until `condition()` holds (workers post from threads, so poll briefly)."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, ProgressBar, Static
 
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import tiny_train_table, wait_until
 from tui.app import make_app
 from tui.screens.train import QuitWhileTraining, TrainScreen
 from tui.trainer_run import TrainerRun
@@ -207,23 +207,11 @@ async def test_live_validation_marks_fields_without_torch(workspace: Path):
         assert "GB VRAM" in estimate and "gradient_checkpointing = true" in estimate
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.tiny_model import build_tiny_sd1
-
-    return build_tiny_sd1(tmp_path_factory.mktemp("models") / "tiny-sd1")
-
-
 @pytest.mark.slow
 async def test_real_trainer_start_stop_leave_reattach_resume(workspace: Path, tiny_base: Path):
     """The real trainer on the tiny model: progress and the loss plot, quit leaving it running, the
     reopened app reattaches by its events file, x stops it (state saved), R resumes from that state."""
-    from prep.toml_edit import update_table
-
-    update_table(workspace / "lorakit.toml", "train", {
-        "pretrained_model": str(tiny_base), "resolution": "64", "min_bucket_reso": 32, "max_bucket_reso": 128,
-        "bucket_reso_steps": 32, "network_dim": 4, "network_alpha": 2.0, "max_train_steps": 60,
-        "mixed_precision": "no", "output_name": "pilot"})
+    tiny_train_table(workspace, tiny_base, steps=60, name="pilot")
     app = make_app(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await open_train(pilot)
@@ -258,3 +246,50 @@ async def test_real_trainer_start_stop_leave_reattach_resume(workspace: Path, ti
         assert screen.finished["event"] == "done", log_text(screen)
         assert screen.losses[0][0] == stopped_at + 1 and screen.losses[-1][0] == 60
         await wait_until(pilot, lambda: "finished" in status(screen), timeout=30, what="finished")
+
+
+@pytest.mark.slow
+async def test_reattach_live_then_killed_reads_as_interrupted(workspace: Path, tiny_base: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    """Reopening reattaches to the running trainer by its events file and .pid; once the trainer is
+    killed (kill -9: no final event), the reopened app shows the run interrupted, not live."""
+    import signal
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    tiny_train_table(workspace, tiny_base, steps=5000, name="killed")
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: len(screen.losses) >= 1, timeout=300, what="a first step")
+        events, pid = screen.trainer.events, screen.trainer.process.pid
+        assert int((events.with_suffix(".pid")).read_text()) == pid  # the trainer keeps what the app wrote
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("l")  # leave it running
+        await pilot.pause()
+    try:
+        app = make_app(workspace)
+        async with app.run_test(size=(120, 36)) as pilot:
+            screen = await open_train(pilot)
+            await wait_until(pilot, lambda: screen.trainer is not None and screen.trainer.events == events,
+                             what="reattach")
+            assert screen.running and screen.trainer.pid == pid
+            await wait_until(pilot, lambda: len(screen.losses) >= 1, timeout=60, what="the steps so far")
+            seen = screen.losses[-1][0]
+            await wait_until(pilot, lambda: screen.losses[-1][0] > seen, timeout=120, what="new steps (live)")
+            os.kill(pid, signal.SIGKILL)
+            await wait_until(pilot, lambda: not screen.running, timeout=30, what="the dead trainer noticed")
+            await wait_until(pilot, lambda: "interrupted" in status(screen), timeout=30, what="the verdict")
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    app = make_app(workspace)  # the pid file now names a dead process: stopped, not live
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: "interrupted" in status(screen), timeout=30, what="the verdict on reopening")
+        assert not screen.running and screen.query_one("#stop", Button).disabled
+        assert "killed or crashed" in status(screen) and status(screen).startswith("step ")
+        assert not screen.query_one("#start", Button).disabled

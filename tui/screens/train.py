@@ -37,6 +37,7 @@ from textual.worker import get_current_worker
 
 from prep.config import ConfigError
 from prep.errors import UserError
+from trainer.run_pid import pid_path
 from tui.messages import TrainerEvent, TrainerExited
 from tui.screens.base import DataScreen
 from tui.trainer_run import (
@@ -46,7 +47,6 @@ from tui.trainer_run import (
     format_step,
     is_final_event,
     latest_events,
-    pid_file,
     run_outcome,
     smooth,
 )
@@ -198,8 +198,12 @@ class TrainScreen(DataScreen):
                              "background · k stops it",
                              id="queue-help")
 
+    def run_folders(self) -> tuple[Path, Path]:
+        """Where runs leave their events files: the Train screen's runs and the queue's jobs."""
+        return self.app.workspace.runs, self.app.workspace.root / ".lorakit" / "queue"
+
     def _has_runs(self) -> bool:
-        return latest_events(self.app.workspace.runs) is not None
+        return latest_events(*self.run_folders()) is not None
 
     def on_mount(self) -> None:
         workspace = self.app.workspace
@@ -215,7 +219,7 @@ class TrainScreen(DataScreen):
         self.refresh_queue()
         self.set_interval(PLOT_SECONDS, self._redraw_plots)
         self.set_interval(2.0, self.refresh_queue)
-        last = latest_events(workspace.runs)
+        last = latest_events(*self.run_folders())
         if last is not None:  # reattach: live if its trainer still runs, else its final state
             self.write_log(f"last run: {last}")
             self.follow(TrainerRun.attach(last))
@@ -464,7 +468,7 @@ class TrainScreen(DataScreen):
             if run.process is None and not run.running:
                 # A run found on disk: its trainer has ended (its pid file names a dead process), or a
                 # file someone else writes: followed until its last event (done, error or the interrupt).
-                ended = run.pid is not None or pid_file(run.events).exists()
+                ended = run.pid is not None or pid_path(run.events).exists()
                 if ended or any(is_final_event(e) for e in events):
                     self.post_message(TrainerExited(None, run.output_tail(), str(run.events)))
                     return
@@ -547,7 +551,10 @@ class TrainScreen(DataScreen):
         elif outcome == "running":
             verdict = Text("running", style="bold")
         else:
-            verdict = Text("ended without a final event (the trainer was killed?)", style="yellow")
+            how = f"killed by signal {-code}" if code is not None and code < 0 else "killed or crashed"
+            again = "R resumes from its newest saved state" if self.resume_state() else "ctrl+r starts it again"
+            verdict = Text(f"interrupted: the trainer ended without a final event ({how}); {again}",
+                           style="bold yellow")
         self.show_verdict(verdict)
         self.watch_running(False)
         self._plot_due = True
@@ -615,17 +622,16 @@ class TrainScreen(DataScreen):
         self.refresh_queue()
 
     def action_queue_move(self, delta: int) -> None:
-        table = self.query_one("#queue-table", DataTable)
-        if not table.row_count or table.cursor_row is None:
+        job_id = self.selected_job()
+        if job_id is None:
             return
-        job_id = str(table.get_row_at(table.cursor_row)[0])
         try:
             jobs = self.queue().move(job_id, delta)
         except (UserError, OSError) as exc:
             self.notify(str(exc), severity="error")
             return
         self.refresh_queue()
-        table.move_cursor(row=[j.id for j in jobs].index(job_id))
+        self.query_one("#queue-table", DataTable).move_cursor(row=[j.id for j in jobs].index(job_id), animate=False)
 
     def action_queue_run(self) -> None:
         from trainer.queue_runner import detach, runner_pid
@@ -658,6 +664,7 @@ class TrainScreen(DataScreen):
         except (UserError, OSError):
             return
         table = self.query_one("#queue-table", DataTable)
+        selected = self.selected_job()
         table.clear()
         queue = self.queue()
         for job in jobs:
@@ -665,6 +672,15 @@ class TrainScreen(DataScreen):
             progress = f"{step}/{total}" if total else ("" if step is None else str(step))
             table.add_row(job.id, job.status, job.output_name, progress, Path(job.lora).name if job.lora else "",
                           key=job.id)
+        ids = [job.id for job in jobs]
+        if selected in ids:  # the refresh every 2 s keeps the selection ([ ] move it)
+            table.move_cursor(row=ids.index(selected), animate=False)
+
+    def selected_job(self) -> str | None:
+        table = self.query_one("#queue-table", DataTable)
+        if not table.row_count or table.cursor_row is None or table.cursor_row >= table.row_count:
+            return None
+        return str(table.get_row_at(table.cursor_row)[0])
 
     def ask_quit(self) -> None:
         """Called by the app's quit while this run trains."""
