@@ -150,3 +150,72 @@ def test_block_lr_groups_and_zero_blocks(tiny_sd1):
     assert groups["unet_x0.5"]["lr"] == pytest.approx(5e-4) and groups["unet_x1"]["lr"] == pytest.approx(1e-3)
     mid = {id(p) for n in net.unet_names if "mid_block" in n for p in getattr(net, n).parameters()}
     assert {id(p) for p in groups["unet_x1"]["params"]} == mid
+
+
+def test_sdxl_loha_with_both_text_encoders_reloads_and_lora_tools_read_it(tiny_sdxl, tmp_path, capsys):
+    """LoHa on the tiny SDXL model, UNet and both text encoders trained: LyCORIS/kohya keys (lora_unet_<LDM>,
+    lora_te1_, lora_te2_), reloaded for network_weights, named by `lora info`, merged by `lora merge`
+    exactly as the trained LyCORIS modules compute."""
+    from diffusers import StableDiffusionXLPipeline
+    from safetensors.torch import load_file
+
+    from tui.cli import main
+
+    dataset = make_train_dataset(tmp_path / "ds", images=1)
+    config = tiny_config(tiny_sdxl, dataset, tmp_path / "out", network_type="loha", max_train_steps=1,
+                         learning_rate=1e-2, save_precision="fp32")
+    path, _events = run_training(config)
+    tensors, meta = load_lora_file(path)
+    assert meta["ss_network_module"] == "lycoris.kohya" and json.loads(meta["ss_network_args"]) == {"algo": "loha"}
+    assert meta["ss_base_model_version"].startswith("sdxl")
+    prefixes = {k.split(".", 1)[0].split("_")[1] for k in tensors}
+    assert prefixes == {"unet", "te1", "te2"}
+    assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.hada_w1_a" in tensors
+    assert "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.hada_w2_b" in tensors
+    assert "lora_te2_text_model_encoder_layers_0_mlp_fc1.alpha" in tensors
+    assert {k.split(".", 1)[1] for k in tensors} == {"alpha", "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"}
+    # network_weights: the same network reloads every tensor exactly, and training continues from it.
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl)
+    net = _network(pipe, "sdxl", network_type="loha")
+    net.load_weights(tensors, str(path))
+    again = net.kohya_state_dict()
+    assert set(again) == set(tensors) and all(torch.equal(again[k], tensors[k]) for k in tensors)
+    more = tiny_config(tiny_sdxl, dataset, tmp_path / "out2", network_type="loha", max_train_steps=1,
+                       network_weights=path)
+    assert run_training(more)[0].is_file()
+    capsys.readouterr()
+
+    assert main(["lora", "info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "loha" and info["architecture"] == "SDXL" and not info["incomplete_modules"]
+    assert info["total_modules"] == len({k.split(".", 1)[0] for k in tensors})
+    ratio = 0.6
+    out = tmp_path / "merged"
+    assert main(["lora", "merge", "--base", str(tiny_sdxl), "--lora", f"{path}:{ratio}", "--out", str(out),
+                 "--format", "diffusers"]) == 0
+    capsys.readouterr()
+    parts = {"lora_unet_": (pipe.unet, "unet/diffusion_pytorch_model.safetensors"),
+             "lora_te1_": (pipe.text_encoder, "text_encoder/model.safetensors"),
+             "lora_te2_": (pipe.text_encoder_2, "text_encoder_2/model.safetensors")}
+    for prefix, (model, file) in parts.items():
+        merged = load_file(str(out / file))
+        names = {id(m): n for n, m in model.named_modules()}
+        checked = 0
+        for name in sorted({k.split(".", 1)[0] for k in tensors if k.startswith(prefix)})[:6]:
+            module = getattr(net, name)
+            layer = module.org_module[0]
+            key = f"{names[id(layer)]}.weight"
+            key = key if key in merged else f"text_model.{key}"
+            x = torch.randn(2, layer.in_features) if isinstance(layer, torch.nn.Linear) else torch.randn(
+                1, layer.in_channels, 6, 6)
+            module.multiplier = ratio
+            with torch.no_grad():
+                reference = module(x)  # LyCORIS's forward at the merge ratio
+                if isinstance(layer, torch.nn.Linear):
+                    ours = torch.nn.functional.linear(x, merged[key].float(), layer.bias)
+                else:
+                    ours = torch.nn.functional.conv2d(x, merged[key].float(), layer.bias, layer.stride, layer.padding)
+            assert (reference - layer(x)).abs().max() > 1e-6  # the module did train
+            assert torch.allclose(ours, reference, atol=2e-5, rtol=1e-4), name
+            checked += 1
+        assert checked
