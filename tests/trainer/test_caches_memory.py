@@ -102,3 +102,20 @@ def test_fp8_base_halves_weight_bytes_and_trains(tiny_sd1, tmp_path):
     assert any(float(t.abs().max()) > 0 for k, t in tensors.items() if k.endswith("lora_up.weight"))
     with pytest.raises(TrainError, match="fp8_base"):
         run_training(tiny_config(tiny_sd1, dataset, tmp_path / "o2", fp8_base=True, network_type="loha"))
+
+
+def test_fp8_base_samples_during_training(tiny_sd1, tmp_path):
+    """Sampling goes through the pipeline's forward on the fp8-stored UNet and text encoder."""
+    import numpy as np
+    from PIL import Image
+
+    dataset = make_train_dataset(tmp_path / "ds", images=1)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("chara, 1girl --w 64 --h 64 --s 2 --d 5\n", encoding="utf-8")
+    _path, events = run_training(tiny_config(tiny_sd1, dataset, tmp_path / "out", fp8_base=True, max_train_steps=1,
+                                             sample_prompts=prompts, sample_every_n_steps=1))
+    samples = [e for e in events if e["event"] == "sample"]
+    assert [e["step"] for e in samples] == [1]
+    (png,) = (tmp_path / "out" / "sample").glob("*.png")
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    assert pixels.shape == (64, 64, 3) and pixels.std() > 0  # a rendered image, not a blank/NaN one
