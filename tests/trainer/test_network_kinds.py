@@ -219,3 +219,53 @@ def test_sdxl_loha_with_both_text_encoders_reloads_and_lora_tools_read_it(tiny_s
             assert torch.allclose(ours, reference, atol=2e-5, rtol=1e-4), name
             checked += 1
         assert checked
+
+
+def test_dora_file_diffusers_drops_it_lorakit_applies_it(tiny_sd1, tmp_path, capsys):
+    """diffusers 0.42's loader drops dora_scale (its output differs from LyCORIS's forward), so `lora info`
+    says the file does not load there, and `lora preview` applies it through lorakit's exact merge."""
+    from diffusers import StableDiffusionPipeline
+
+    from trainer.lora_tools.io import load_lora
+    from trainer.lora_tools.preview import WeightPatch, needs_weight_patch
+    from tui.cli import main
+
+    dataset = make_train_dataset(tmp_path / "ds", images=1)
+    path, _ = run_training(tiny_config(tiny_sd1, dataset, tmp_path / "out", dora=True, max_train_steps=1,
+                                       learning_rate=1e-2, save_precision="fp32"))
+    tensors, _meta = load_lora_file(path)
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd1)
+    net = _network(pipe, "sd1", dora=True)
+    net.load_weights(tensors, str(path))
+    module = getattr(net, ATTN)
+    layer = module.org_module[0]
+    x = torch.randn(3, layer.in_features)
+    with torch.no_grad():
+        base, reference = layer(x), module(x)  # the trained DoRA module's forward
+    assert (reference - base).abs().max() > 1e-4
+    # lorakit's patch (the merge's update) gives LyCORIS's output ...
+    lora = load_lora(path)
+    assert needs_weight_patch(lora)
+    patch = WeightPatch(pipe, lora)
+    patch.set(1.0)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), reference, atol=1e-5)
+    patch.set(0.0)
+    with torch.no_grad():
+        assert torch.equal(layer(x), base)
+    # ... diffusers' loader does not (dora_scale dropped): the claim `lora info` makes.
+    plain = StableDiffusionPipeline.from_pretrained(tiny_sd1)
+    plain.load_lora_weights(str(path))
+    target = plain.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q
+    with torch.no_grad():
+        assert (target(x) - reference).abs().max() > 1e-4
+    capsys.readouterr()
+    assert main(["lora", "info", str(path), "--json"]) == 0
+    loads = json.loads(capsys.readouterr().out)["loaders"]
+    assert loads["tools"] == ["A1111", "ComfyUI", "LyCORIS"] and "dora_scale" in loads["not_diffusers"]
+    assert main(["lora", "info", str(path)]) == 0
+    assert "loads in: A1111, ComfyUI, LyCORIS; not diffusers (diffusers drops dora_scale" in capsys.readouterr().out
+    out = tmp_path / "grid.png"
+    assert main(["lora", "preview", "--base", str(tiny_sd1), "--lora", str(path), "--prompt", "chara",
+                 "--steps", "1", "--out", str(out)]) == 0
+    assert out.is_file()

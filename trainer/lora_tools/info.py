@@ -100,6 +100,7 @@ def describe(lora: LoraFile) -> dict[str, Any]:
         "kind": lora.kind,
         "kind_label": kind_label(lora),
         "dora": lora.dora,
+        "loaders": loaders(lora),
         "kinds": dict(sorted(lora.kinds().items())),
         "ranks": {str(k): v for k, v in sorted(ranks.items(), key=_rank_order)},
         "dynamic_rank": dynamic,
@@ -120,6 +121,24 @@ def describe(lora: LoraFile) -> dict[str, Any]:
         "bucket_info": bucket_info,
         "metadata": decoded,
     }
+
+
+def loaders(lora: LoraFile) -> dict[str, Any]:
+    """Which tools apply this file as trained: A1111 (built-in Lora), ComfyUI and LyCORIS read every kind
+    here; diffusers (0.42) loads LoRA/LoCon, refuses LoHa/LoKr keys and drops DoRA's dora_scale, so a
+    DoRA file loads there with a different effect (lorakit's own `lora merge` / `lora preview` apply it)."""
+    kinds = set(lora.kind.split("+"))
+    tucker = any(m.mid is not None for m in lora.modules.values())
+    if kinds & {"loha", "lokr"}:
+        reason = "diffusers refuses LoHa/LoKr keys"
+    elif lora.dora:
+        reason = "diffusers drops dora_scale (DoRA), so the result would differ from the trained one"
+    elif tucker:
+        reason = "diffusers does not place Tucker (lora_mid) conv modules"
+    else:
+        reason = None
+    tools = ["A1111", "ComfyUI", "LyCORIS"] if reason else ["A1111", "ComfyUI", "LyCORIS", "diffusers"]
+    return {"tools": tools, "not_diffusers": reason}
 
 
 def _rank_order(item: tuple[object, int]) -> tuple[int, int]:
@@ -143,6 +162,10 @@ def format_info(info: dict[str, Any]) -> str:
              f"architecture: {info['architecture']}  (from {info['architecture_source']})"]
     parts = ", ".join(f"{PART_LABELS.get(p, p)} {n}" for p, n in info["modules"].items())
     lines.append(f"kind: {info['kind_label']}")
+    loads = info["loaders"]
+    lines.append("loads in: " + ", ".join(loads["tools"])
+                 + (f"; not diffusers ({loads['not_diffusers']}; lorakit lora merge/preview apply it exactly)"
+                    if loads["not_diffusers"] else ""))
     lines.append(f"modules: {info['total_modules']}  ({parts})")
     if info["dynamic_rank"]:
         lines.append("rank: dynamic")
