@@ -14,6 +14,12 @@ def logging_dir(config) -> Path:
     return Path(config.logging_dir) if config.logging_dir else Path(config.output_dir) / "logs"
 
 
+def _wandb_dir(config) -> Path:
+    folder = logging_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _hparams(values: dict[str, Any]) -> dict[str, Any]:
     """Tracker config values: numbers, strings and booleans only (tensorboard's hparams refuse the rest)."""
     out: dict[str, Any] = {}
@@ -32,7 +38,9 @@ class Trackers:
         self.active = bool(config.log_with) and main
         self.epoch_losses: list[float] = []
         if self.active:
-            accelerator.init_trackers(config.output_name, config=_hparams(config.to_dict()))
+            # wandb writes its run folder under logging_dir too (offline runs: WANDB_MODE=offline).
+            init_kwargs = {"wandb": {"dir": str(_wandb_dir(config))}} if config.log_with == "wandb" else {}
+            accelerator.init_trackers(config.output_name, config=_hparams(config.to_dict()), init_kwargs=init_kwargs)
 
     def step(self, step: int, loss: float, lrs: dict[str, float], new_epoch: bool) -> None:
         if new_epoch:

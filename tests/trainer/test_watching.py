@@ -104,3 +104,34 @@ def test_missing_tracker_package_is_refused_early(tmp_path, tiny_sd1, monkeypatc
     config = tiny_config(tiny_sd1, make_train_dataset(tmp_path / "ds", images=1), tmp_path / "out", log_with="wandb")
     with pytest.raises(TrainError, match=r"lorakit\[wandb\]"):
         run_training(config)
+
+
+def test_wandb_offline_run_folder_under_logging_dir(tmp_path, tiny_sd1):
+    """log_with = "wandb" with WANDB_MODE=offline: a local run folder, no network (wandb is an extra)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("wandb")
+    dataset = make_train_dataset(tmp_path / "ds", images=1)
+    config = tmp_path / "train.toml"
+    config.write_text("\n".join([f'pretrained_model = "{tiny_sd1}"', f'dataset = "{dataset}"',
+                                 f'output_dir = "{tmp_path / "out"}"', f'logging_dir = "{tmp_path / "logs"}"',
+                                 'log_with = "wandb"', 'resolution = "64"', "min_bucket_reso = 32",
+                                 "bucket_reso_steps = 32", "network_dim = 4", "max_train_steps = 2"]) + "\n")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true",
+           "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config"), "WANDB_CACHE_DIR": str(tmp_path / "wandb-cache"),
+           "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "trainer", "--config", str(config), "--events", "-"],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events][-1] == "done"
+    runs = list((tmp_path / "logs" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, sorted(p.name for p in (tmp_path / "logs").rglob("*"))[:20]
+    (record,) = runs[0].glob("run-*.wandb")
+    data = record.read_bytes()
+    assert b"loss/current" in data and b"lr/" in data
+    assert not (tmp_path / "wandb").exists()  # nothing beside the working folder
