@@ -29,6 +29,9 @@ from tui.messages import (
 
 EventSource = Callable[[], Iterable[Any]]
 WARNING_BATCH_SECONDS = 0.2
+# A stage advancing thousands of times a second must not post thousands of messages (each one is a
+# call into the UI loop): progress goes out at most this often, and always for the last item.
+PROGRESS_SECONDS = 0.1
 
 
 def result_of(function: Callable[..., Any], *args: Any, **kwargs: Any) -> EventSource:
@@ -46,10 +49,14 @@ def drive(node: DOMNode, group: str, source: EventSource) -> None:
     done, total = 0, None
     events = iter(())
     warnings: list[tuple[str, str]] = []
-    sent = time.monotonic()
+    sent = progressed = time.monotonic()
+    pending: StageProgress | None = None
 
     def flush() -> None:
-        nonlocal sent
+        nonlocal sent, pending
+        if pending is not None:
+            node.post_message(pending)
+            pending = None
         if warnings:
             node.post_message(StageWarnings(group, warnings[:]))
             warnings.clear()
@@ -65,7 +72,11 @@ def drive(node: DOMNode, group: str, source: EventSource) -> None:
                 node.post_message(StageStarted(group, total))
             elif isinstance(event, Advanced):
                 done += event.n
-                node.post_message(StageProgress(group, done, total, event.item))
+                pending = StageProgress(group, done, total, event.item)
+                now = time.monotonic()
+                if now - progressed >= PROGRESS_SECONDS or (total is not None and done >= total):
+                    node.post_message(pending)
+                    pending, progressed = None, now
             elif isinstance(event, Warned):
                 warnings.append((event.message, event.path))
             elif isinstance(event, Finished):

@@ -9,7 +9,9 @@ source (the same stage function the CLI calls); `tui.runner.run_stage` runs it i
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -236,13 +238,23 @@ class DataScreen(Screen[None]):
 
 
 def _cell_width(cell: Any) -> int:
+    if isinstance(cell, str) and "\n" not in cell:
+        return cell_len(cell)
     text = cell if isinstance(cell, Text) else Text(str(cell))
     return max((Text(line).cell_len for line in text.plain.splitlines()), default=0)
 
 
-def fill_table(table, rows: list[tuple[tuple, Any]], *, max_width: int = 60, height: int = 1) -> None:
+_FILLS: WeakKeyDictionary = WeakKeyDictionary()  # table -> the token of its newest fill
+FILL_CHUNK_SECONDS = 0.01
+
+
+def fill_table(table, rows: list[tuple[tuple, Any]], *, max_width: int = 60, height: int = 1,
+               chunk: int = 0) -> None:
     """Replace a DataTable's rows with `rows` ((cells, key) pairs), each column as wide as its
-    widest cell (set explicitly: auto widths after a refill sometimes stayed at the labels')."""
+    widest cell (set explicitly: auto widths after a refill sometimes stayed at the labels').
+
+    `chunk`: add at most this many rows per turn of the UI loop (DataTable measures every new cell
+    on the UI thread, so hundreds of rows at once hold keys back); a newer fill drops the rest."""
     labels = [column.label for column in table.columns.values()]
     widths = [label.cell_len for label in labels]
     for cells, _key in rows:
@@ -251,5 +263,15 @@ def fill_table(table, rows: list[tuple[tuple, Any]], *, max_width: int = 60, hei
     table.clear(columns=True)
     for label, width in zip(labels, widths, strict=True):
         table.add_column(label, width=width)
-    for cells, key in rows:
-        table.add_row(*cells, key=key, height=height)
+    token = _FILLS[table] = object()
+
+    def add(start: int) -> None:
+        if _FILLS.get(table) is not token or not table.is_attached:
+            return
+        end = start + chunk if chunk else len(rows)
+        for cells, key in rows[start:end]:
+            table.add_row(*cells, key=key, height=height)
+        if end < len(rows):
+            table.set_timer(FILL_CHUNK_SECONDS, lambda: add(end))
+
+    add(0)

@@ -38,6 +38,7 @@ class ValidateScreen(DataScreen):
     TABLE = "validate"
     QUIET_GROUPS = frozenset({VALIDATE})  # its warnings are the problems table
     MAX_ROWS = 500  # DataTable measures every cell: thousands of rows cost seconds of UI time
+    FILL_CHUNK = 50  # problem rows added per turn of the UI loop (keys stay quick while it fills)
     AUTO_FOCUS = "#problems"
     BINDINGS = [
         Binding("ctrl+r", "run_job", "Validate", priority=True),
@@ -169,7 +170,7 @@ class ValidateScreen(DataScreen):
         problems = self.query_one("#problems", DataTable)
         fill_table(problems, [((Text(found.severity, style=SEVERITY_STYLE.get(found.severity, "")), found.code,
                                  found.path, found.message), str(index)) for index, found in enumerate(shown)],
-                   max_width=80)
+                   max_width=80, chunk=self.FILL_CHUNK)
         more = (f"; showing {len(shown)} of {len(report.problems)} problems, errors first (`lorakit validate` "
                 "lists them all)" if len(shown) < len(report.problems) else "")
         self.query_one("#validate-summary", Static).update(
@@ -190,7 +191,9 @@ class ValidateScreen(DataScreen):
         if event.data_table.id == "problems":
             found = self.problem_at(event.row_key)
             if found is not None:
-                self.query_one("#problem-detail", Static).update(f"{found.code}: {found.path}: {found.message}")
+                # layout=False: its height is fixed (app.tcss), so moving the cursor re-lays out nothing
+                self.query_one("#problem-detail", Static).update(f"{found.code}: {found.path}: {found.message}",
+                                                                 layout=False)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "problems":

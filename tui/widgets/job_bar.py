@@ -29,7 +29,7 @@ class JobBar(Horizontal):
     JobBar { height: 1; padding: 0 1; }
     JobBar ProgressBar { width: 40; }
     JobBar ProgressBar Bar { width: 1fr; }
-    JobBar #job-status { width: 1fr; padding-left: 1; }
+    JobBar #job-status { width: 1fr; height: 1; padding-left: 1; }
     """
 
     def __init__(self, id: str | None = None) -> None:
@@ -52,7 +52,9 @@ class JobBar(Horizontal):
         self.bar.display = False  # no bar until a job runs (an idle indeterminate bar looks busy)
 
     def status(self, text: str | Text) -> None:  # noqa: F811 - the one status setter
-        self.query_one("#job-status", Static).update(text)
+        # The line's size is fixed (1fr x 1): no layout pass, which would re-arrange and repaint the
+        # whole screen on every progress message of a running job.
+        self.query_one("#job-status", Static).update(text, layout=False)
 
     def begin(self, what: str) -> None:
         self.bar.display = True
