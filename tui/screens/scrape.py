@@ -1,7 +1,10 @@
 """Scrape screen: the `[booru]` options as a form, the site's key status, ctrl+r scrapes into the dataset.
 
-Keys are read from LORAKIT_<SITE>_LOGIN / _API_KEY / _USER_ID only: the screen says whether they
-are set (naming the variables), never shows them, and never writes them to lorakit.toml.
+Keys are read from LORAKIT_<SITE>_LOGIN / _API_KEY / _USER_ID (or the user's credentials file):
+the screen says whether they are set (naming the variables), never shows them, and never writes
+them to lorakit.toml. They follow the rule of `lorakit scrape` (booru/endpoint.py): a base URL the
+user typed into the form this session counts as given on the command line and gets them; one only
+read from lorakit.toml (which may come with a shared dataset) gets none.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Select, Static
+from textual.widgets import Input, Select, Static
 
 from tui.screens.base import DataScreen
 from tui.widgets.form import OptionForm
@@ -55,6 +58,7 @@ class ScrapeScreen(DataScreen):
         self.failed = 0
         self.last: Path | None = None
         self.folder: Path | None = None
+        self.typed_base_urls: set[str] = set()  # base URLs the user typed into the form this session
 
     def compose_body(self) -> ComposeResult:
         from booru.config import ScrapeConfig
@@ -76,6 +80,19 @@ class ScrapeScreen(DataScreen):
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "field-site":
             self.show_key_status()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "field-base_url" and event.input.has_focus:
+            # Only keys typed by the user count (not the value the form was filled with from the file).
+            self.typed_base_urls.add(event.value.strip())
+
+    def base_url_origin(self, base_url: str | None) -> str:
+        """COMMAND_LINE for a base URL the user typed here, else the workspace file it came from."""
+        from booru.endpoint import COMMAND_LINE
+
+        if base_url and base_url.strip() in self.typed_base_urls:
+            return COMMAND_LINE
+        return str(self.workspace.config_file)
 
     def show_key_status(self) -> None:
         form = self.query_one("#scrape-form", OptionForm)
@@ -103,7 +120,8 @@ class ScrapeScreen(DataScreen):
         from booru.saving import target_folder
 
         self.folder = Path(target_folder(config))
-        return lambda: scrape(config, credentials)
+        origin = self.base_url_origin(config.base_url)
+        return lambda: scrape(config, credentials, base_url_origin=origin)
 
     def on_stage_progress(self, message) -> None:  # with the base's handler (Textual calls both)
         if message.group == APPLY and message.item and self.folder is not None:
