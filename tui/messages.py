@@ -68,20 +68,18 @@ class StageEnded(StageMessage):
         self.cancelled = cancelled
 
 
-class TrainerEvent(Message):
-    """One JSON line of the trainer's event stream (a dict with an "event" key)."""
+class TrainerEvents(Message):
+    """JSON lines of the trainer's event stream (dicts with an "event" key), as read in one go.
+
+    Every step is kept (the loss and LR plots need each one), so a batch is never replaced.
+    """
 
     bubble = False
 
-    def __init__(self, event: dict[str, Any], source: str = "") -> None:
+    def __init__(self, events: list[dict[str, Any]], source: str = "") -> None:
         super().__init__()
-        self.event = event
+        self.events = events
         self.source = source  # the events file it came from (a stale run's leftovers are ignored)
-
-    def can_replace(self, message: Message) -> bool:
-        # Only the newest step matters for the display; other events are all kept.
-        return (isinstance(message, TrainerEvent) and self.event.get("event") == "step"
-                and message.event.get("event") == "step" and message.source == self.source)
 
 
 class TrainerExited(Message):

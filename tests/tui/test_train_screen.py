@@ -77,6 +77,29 @@ async def test_follows_an_events_file_as_the_trainer_writes_it(workspace: Path):
         assert "save at step 20: output/lora-000001.safetensors" in text
         assert "done: output/lora.safetensors (40 steps, 1:15)" in text
         assert "not json" not in text
+        assert [step for step, _ in screen.losses] == list(range(1, 12))  # every step kept for the plot
+
+
+async def test_at_80x24_the_log_is_readable_and_a_resume_path_wraps_whole(workspace: Path):
+    runs = workspace / ".lorakit" / "runs"
+    runs.mkdir(parents=True)
+    state = workspace / "output" / ("a-rather-long-output-name-for-a-run-" * 2 + "step00000003-state")
+    (runs / "20260104-100000.jsonl").write_text(
+        line("start", total_steps=50, epochs=1, images=5, config={})
+        + "".join(line("step", step=s, epoch=1, loss=0.1, lr=1e-4, it_per_s=1.0, eta_s=50 - s) for s in (1, 2, 3))
+        + line("warning", message=f"interrupted at step 3; state saved to {state}; continue with --resume {state}"))
+    app = make_app(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_train(pilot)
+        await wait_until(pilot, lambda: "stopped" in status(screen), what="the stopped verdict")
+        await pilot.pause(0.3)
+        log = screen.query_one("#train-log")
+        assert log.content_region.height >= 5 and log.content_region.width >= 70  # full width, 5+ lines
+        assert screen.query_one("#loss-plot").region.height >= 6
+        shown = "".join(strip.text.rstrip() for strip in log.lines)
+        assert shown.count(str(state)) == 2  # wrapped, not cut: the whole path twice
+        bottom = log.region.bottom
+        assert bottom <= screen.query_one("#train-tabs").region.bottom  # nothing pushed off the screen
 
 
 async def test_start_and_stop_a_trainer_process(workspace: Path):

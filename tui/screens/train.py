@@ -38,7 +38,7 @@ from textual.worker import get_current_worker
 from prep.config import ConfigError
 from prep.errors import UserError
 from trainer.run_pid import pid_path
-from tui.messages import TrainerEvent, TrainerExited
+from tui.messages import TrainerEvents, TrainerExited
 from tui.screens.base import DataScreen
 from tui.trainer_run import (
     EventTail,
@@ -69,6 +69,9 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                           "save_state", "resume", "sample_prompts", "sample_every_n_steps",
                           "sample_every_n_epochs")),
 )
+
+# Labels are one row of 27 characters; the few longer field names get a short label (help has the name).
+SHORT_LABELS = {"cache_text_encoder_outputs_to_disk": "cache TE outputs to disk"}
 
 
 def form_groups() -> list[tuple[str, list[str]]]:
@@ -114,16 +117,25 @@ class TrainScreen(DataScreen):
 
     DEFAULT_CSS = """
     TrainScreen #train-tabs { height: 1fr; }
+    TrainScreen #train-tabs > ContentSwitcher { height: 1fr; }
+    TrainScreen #train-tabs TabPane { height: 1fr; padding: 0; }
     TrainScreen #train-form { width: 3fr; }
     TrainScreen #train-side { width: 2fr; border-left: solid $primary; padding: 0 1; }
     TrainScreen .group-title { text-style: bold; color: $accent; padding: 1 1 0 1; }
+    TrainScreen #train-form OptionForm { max-height: 1000; overflow-y: hidden; }
+    TrainScreen #train-form OptionForm Label.field-label { width: 28; }
+    TrainScreen #field-help { margin-bottom: 1; }
+    TrainScreen #train-problems { margin-bottom: 1; }
     TrainScreen .invalid { border: tall $error; }
-    TrainScreen #train-error { height: auto; padding: 0 1; }
-    TrainScreen #train-plots { height: 1fr; min-height: 8; }
-    TrainScreen #train-plots > * { width: 1fr; }
-    TrainScreen #train-bottom { height: 1fr; }
-    TrainScreen #train-log { width: 3fr; height: 1fr; border: round $primary; }
-    TrainScreen #train-sample { width: 2fr; }
+    TrainScreen #train-error { height: auto; padding: 0 1; display: none; }
+    TrainScreen #train-buttons { height: 1; }
+    TrainScreen #train-buttons Button { margin: 0 1 0 0; }
+    TrainScreen #train-progress { width: 1fr; padding-left: 1; }
+    TrainScreen #train-plots { height: 1fr; min-height: 6; }
+    TrainScreen #loss-plot { width: 2fr; }
+    TrainScreen #lr-plot { width: 1fr; }
+    TrainScreen #train-sample { width: 1fr; }
+    TrainScreen #train-log { height: 1fr; min-height: 6; border: round $primary; }
     TrainScreen #queue-help { height: auto; color: $text-muted; padding: 0 1; }
     """
     TABLE = "train"
@@ -172,26 +184,27 @@ class TrainScreen(DataScreen):
                     with VerticalScroll(id="train-form"):
                         for title, names in form_groups():
                             yield Label(title, classes="group-title")
-                            yield OptionForm(_config_cls(), names, values, id=f"form-{_slug(title)}")
-                    with Vertical(id="train-side"):
-                        yield Static(id="train-estimate")
-                        yield Static(id="train-problems")
+                            yield OptionForm(_config_cls(), names, values, labels=SHORT_LABELS,
+                                             id=f"form-{_slug(title)}")
+                    with VerticalScroll(id="train-side"):  # the focused field's help first: it is read while typing
                         yield Static(id="field-help")
+                        yield Static(id="train-problems")
+                        yield Static(id="train-estimate")
+                        yield Static(id="train-config", classes="path")
             with TabPane("Run", id="tab-run"):
-                yield Static(id="train-config", classes="path")
-                with Horizontal(id="train-buttons"):
-                    yield Button("Start", id="start", variant="success")
-                    yield Button("Stop", id="stop", variant="error", disabled=True)
-                    yield Button("Resume", id="resume", disabled=True)
-                yield ProgressBar(id="train-progress", show_eta=False)
+                with Horizontal(id="train-buttons"):  # one line each: 80x24 leaves room for the log
+                    yield Button("Start", id="start", variant="success", compact=True)
+                    yield Button("Stop", id="stop", variant="error", disabled=True, compact=True)
+                    yield Button("Resume", id="resume", disabled=True, compact=True)
+                    yield ProgressBar(id="train-progress", show_eta=False)
                 yield Static("not started", id="train-status", classes="summary")
                 yield Static(id="train-error")
                 with Horizontal(id="train-plots"):
                     yield PlotextPlot(id="loss-plot")
                     yield PlotextPlot(id="lr-plot")
-                with Horizontal(id="train-bottom"):
-                    yield RichLog(id="train-log", wrap=True, markup=False, highlight=False, min_width=20)
                     yield ImagePreview(id="train-sample")
+                # Full width and wrapped: a resume path or an error line is read whole, not cut.
+                yield RichLog(id="train-log", wrap=True, markup=False, highlight=False, min_width=20)
             with TabPane("Queue", id="tab-queue"):
                 yield DataTable(id="queue-table", cursor_type="row")
                 yield Static("a adds the form as a job · [ ] move the selected job · u runs the queue in the "
@@ -209,6 +222,8 @@ class TrainScreen(DataScreen):
         workspace = self.app.workspace
         self.query_one("#train-config", Static).update(
             f"Config: {workspace.config_file} [train]   Output: {workspace.output}")
+        self.query_one("#field-help", Static).update(
+            Text("the focused field's help shows here (tab moves between fields; ctrl+s saves [train])", style="dim"))
         table = self.query_one("#queue-table", DataTable)
         table.add_columns("job", "status", "output", "progress", "LoRA")
         for plot_id, title in (("#loss-plot", "loss (raw, smoothed)"), ("#lr-plot", "learning rate")):
@@ -314,7 +329,7 @@ class TrainScreen(DataScreen):
         except (ConfigError, ValueError, KeyError):
             return text
         text.append(vram.describe() + "\n")
-        for label, saved in lowering_options(config)[:5]:
+        for label, saved in [o for o in lowering_options(config) if o[1] >= 0.05][:5]:
             text.append(f"  {label}: −{saved:.1f} GB\n", style="dim")
         return text
 
@@ -407,6 +422,7 @@ class TrainScreen(DataScreen):
         self.running = run.running
         self.query_one("#train-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#train-error", Static).update("")
+        self.query_one("#train-error", Static).display = False
         self.query_one("#train-status", Static).update(
             "starting the trainer: importing torch and diffusers…" if run.running else "reading the run…")
         self.tail_events(run)
@@ -456,14 +472,14 @@ class TrainScreen(DataScreen):
         while not worker.is_cancelled:
             code = run.poll()  # before reading: lines written before the exit are all read below
             events = tail.read_new()
-            for event in events:
-                started = started or event.get("event") == "start"
-                self.post_message(TrainerEvent(event, str(run.events)))
+            if events:
+                started = started or any(event.get("event") == "start" for event in events)
+                self.post_message(TrainerEvents(events, str(run.events)))
             if not started and run.running:  # say what loads: the trainer prints it before its start event
                 last = run.output_tail(1)
                 if last.startswith("loading: ") and last != loading:
                     loading = last
-                    self.post_message(TrainerEvent({"event": "load", "what": last[len("loading: "):]},
+                    self.post_message(TrainerEvents([{"event": "load", "what": last[len("loading: "):]}],
                                                    str(run.events)))
             if run.process is None and not run.running:
                 # A run found on disk: its trainer has ended (its pid file names a dead process), or a
@@ -484,10 +500,13 @@ class TrainScreen(DataScreen):
         self.log_lines.append(line)
         self.query_one("#train-log", RichLog).write(line)
 
-    def on_trainer_event(self, message: TrainerEvent) -> None:
+    def on_trainer_events(self, message: TrainerEvents) -> None:
         if not self.is_current(message.source):
             return
-        event = message.event
+        for event in message.events:
+            self.show_event(event)
+
+    def show_event(self, event: dict[str, Any]) -> None:
         name = event.get("event")
         bar = self.query_one("#train-progress", ProgressBar)
         status = self.query_one("#train-status", Static)
@@ -567,6 +586,7 @@ class TrainScreen(DataScreen):
         if advice:
             text.append(f"\n{advice}", style="yellow")
         self.query_one("#train-error", Static).update(text)
+        self.query_one("#train-error", Static).display = True
         self.show_verdict(Text("failed: see the error above", style="bold red"))
         self.notify(message, title="training failed", severity="error", timeout=10)
 
