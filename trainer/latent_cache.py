@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 
 
 def vae_fingerprint(vae) -> str:
-    """A short id of a VAE: its config and the bytes of its first and last weights."""
+    """A short id of a VAE: its config and every weight that encoding reads (encoder, quant_conv), so
+    a VAE whose encoder differs anywhere re-encodes (a decoder-only fine-tune keeps the cache)."""
     config = json.dumps(dict(vae.config), sort_keys=True, default=str)
     digest = hashlib.sha256(config.encode())
-    params = list(vae.parameters())
-    for weight in (params[0], params[-1]):
+    parts = [m for m in (getattr(vae, "encoder", None), getattr(vae, "quant_conv", None)) if m is not None]
+    params = [p for part in parts for p in part.parameters()] or list(vae.parameters())
+    for weight in params:
         digest.update(weight.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 

@@ -25,11 +25,11 @@ def test_stale_latent_cache_is_reencoded(tiny_sd1, tmp_path):
     config = TrainConfig(dataset=dataset, resolution="64", min_bucket_reso=32, max_bucket_reso=128,
                          bucket_reso_steps=32)
 
-    def build():
+    def build(vae=vae, flip_aug=False):
         training = build_training_set(config)
         cache = LatentCache()
         torch.manual_seed(0)
-        cache.build(training.images, [0, 1], vae, scaling=0.18215, flip_aug=False, to_disk=True, sdxl=False,
+        cache.build(training.images, [0, 1], vae, scaling=0.18215, flip_aug=flip_aug, to_disk=True, sdxl=False,
                     device=torch.device("cpu"), dtype=torch.float32)
         return training, cache
 
@@ -46,6 +46,17 @@ def test_stale_latent_cache_is_reencoded(tiny_sd1, tmp_path):
     assert third.reused == 1
     assert not torch.allclose(third.entries[0][0], second.entries[0][0])
     assert torch.equal(third.entries[1][0], second.entries[1][0])
+    # Another VAE (same config, other weights), flip_aug or resolution: nothing is read stale.
+    other = AutoencoderKL.from_pretrained(tiny_sd1, subfolder="vae")
+    with torch.no_grad():
+        other.decoder.conv_out.weight.mul_(1.5)  # a decoder-only change leaves the latents as they were
+    assert build(vae=other)[1].reused == 2
+    with torch.no_grad():
+        other.encoder.down_blocks[0].resnets[0].conv1.weight.mul_(1.5)  # a middle layer of the encoder
+    assert build(vae=other)[1].reused == 0
+    assert build(flip_aug=True)[1].reused == 0
+    config.resolution = "96"
+    assert build()[1].reused == 0
 
 
 def test_clear_cache_removes_only_cache_files(tiny_sd1, tmp_path, capsys):

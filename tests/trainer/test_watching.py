@@ -17,9 +17,12 @@ def test_validation_ema_best_and_tensorboard(tiny_sd1, tmp_path):
 
     dataset = make_train_dataset(tmp_path / "ds", images=3)
     out = tmp_path / "out"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("chara --w 64 --h 64 --s 1 --d 3\n", encoding="utf-8")
     config = tiny_config(tiny_sd1, dataset, out, validation_split=0.34, validation_seed=5, validate_every_n_steps=1,
                          max_train_steps=3, save_best=True, ema_decay=0.5, save_state=True, save_every_n_steps=2,
-                         log_with="tensorboard", learning_rate=1e-2, save_precision="fp32")
+                         log_with="tensorboard", learning_rate=1e-2, save_precision="fp32",
+                         sample_prompts=prompts, sample_every_n_steps=3)
     path, events = run_training(config)
     start = next(e for e in events if e["event"] == "start")
     assert start["images"] == 2  # one of three held out
@@ -32,7 +35,16 @@ def test_validation_ema_best_and_tensorboard(tiny_sd1, tmp_path):
     assert best.is_file()
     assert [e for e in events if e["event"] == "save" and e["path"] == str(best)][-1]["step"] == best_step
     # TensorBoard event files through accelerate's tracker.
-    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars, images = set(), set()
+    for folder in {f.parent for f in (out / "logs").rglob("events.out.tfevents.*")}:
+        tags = EventAccumulator(str(folder)).Reload().Tags()
+        scalars |= set(tags["scalars"])
+        images |= set(tags["images"])
+    assert {"loss/current", "loss/average", "loss/validation"} <= scalars
+    assert any(tag.startswith("lr/") for tag in scalars)
+    assert images == {"samples/0"}  # the sample preview, as an image
     # EMA: the saved file holds the averaged weights, the state keeps raw and EMA weights apart.
     state = out / "lora-step00000002-state"
     raw, ema = load_file(str(state / "network.safetensors")), load_file(str(state / "ema.safetensors"))
