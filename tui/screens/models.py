@@ -73,6 +73,16 @@ def samples_of(lora: Path) -> list[Path]:
         return []
 
 
+def merged_path(lora: Path) -> Path:
+    """Where `m` writes the base with this LoRA merged in: a subfolder, so it is not listed as a LoRA."""
+    return lora.parent / "merged" / f"{lora.stem}-merged.safetensors"
+
+
+def preview_path(lora: Path) -> Path:
+    """Where `p` writes the preview grid (base without the LoRA, then with it at each weight)."""
+    return lora.parent / "preview" / f"{lora.stem}-preview.png"
+
+
 class ModelsScreen(DataScreen):
     """The LoRA files of the workspace and the tools that inspect and change them."""
 
@@ -104,6 +114,9 @@ class ModelsScreen(DataScreen):
         self.sample_index = -1
         self.shown_image: Path | None = None
         self.pending: str = ""
+        self.shown_file: Path | None = None  # the LoRA whose info, check and images are shown
+        self.preview: dict[str, Any] | None = None  # the last preview grid's summary
+        self.written: dict[str, Any] | None = None  # the last merge or resize summary
 
     def compose_body(self) -> ComposeResult:
         from textual_plotext import PlotextPlot
@@ -160,8 +173,9 @@ class ModelsScreen(DataScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         path = self.selected()
-        if path is None:
+        if path is None or path == self.shown_file:  # a refresh of the list keeps what is shown
             return
+        self.shown_file = path
         self.check_report, self.sample_index = None, -1
         self.query_one("#check-summary", Static).update("")
         self.query_one("#check-plot").plt.clear_data()
@@ -196,12 +210,14 @@ class ModelsScreen(DataScreen):
             elif tool == "merge":
                 from trainer.lora_tools.merge import merge_into_checkpoint
 
-                out = path.with_name(f"{path.stem}-merged.safetensors")
+                out = merged_path(path)
+                out.parent.mkdir(parents=True, exist_ok=True)
                 yield from _relabel(merge_into_checkpoint(self.base_model(), [(path, 1.0)], out), "merge")
             elif tool == "preview":
                 from trainer.lora_tools.preview import preview_lora
 
-                out = path.with_name(f"{path.stem}-preview.png")
+                out = preview_path(path)
+                out.parent.mkdir(parents=True, exist_ok=True)
                 yield from _relabel(preview_lora(self.base_model(), path, self.prompt(path), out, steps=4), "preview")
 
         if tool == "info":  # its own worker group: moving the cursor never cancels a merge
@@ -245,9 +261,19 @@ class ModelsScreen(DataScreen):
         elif kind == "check":
             self.show_check(value)
         elif kind == "preview":
+            self.preview = value
             self.show_image(Path(value["out"]))
+            weights = ", ".join(f"{w:g}" for w in value.get("weights", []) if w)
+            self.query_one("#check-summary", Static).update(Text.assemble(
+                ("preview grid", "bold"), f" (left to right): the base without the LoRA, then at weight {weights}\n",
+                (str(value["out"]), "dim")))
             self.notify(f"preview grid: {value['out']}")
         elif kind in ("resize", "merge"):
+            self.written = value
+            if kind == "merge":
+                self.query_one("#check-summary", Static).update(Text.assemble(
+                    ("merged into the base", "bold"), f": {value.get('out')} ({value.get('modules')} modules, "
+                                                      f"{value.get('format')})"))
             self.notify(f"wrote {value.get('out')}")
             self.refresh_data()
 
