@@ -88,20 +88,22 @@ def abort_all() -> None:
             pass
 
 
-class _TrackedHTTPConnection(HTTPConnection):
+class _Tracked:
+    """Mixed into urllib3's connection classes: every new socket is registered for abort_all."""
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         with _active_lock:
             _sockets.add(sock)
         return sock
 
 
-class _TrackedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        with _active_lock:
-            _sockets.add(sock)
-        return sock
+class _TrackedHTTPConnection(_Tracked, HTTPConnection):
+    pass
+
+
+class _TrackedHTTPSConnection(_Tracked, HTTPSConnection):
+    pass
 
 
 class _TrackedHTTPPool(HTTPConnectionPool):

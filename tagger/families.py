@@ -100,6 +100,7 @@ class Family:
     channels_first_allowed: bool  # WD14 exports are NHWC; an NCHW one is a timm export, refused
     logits: bool  # the output needs a sigmoid
     output_index: int = 0  # which output of the label width (camie: the refined second)
+    # A family's defaults where a model publishes no thresholds; WD14's 0.35 is the SmilingWolf Space's.
     general_threshold: float = 0.35
     character_threshold: float = 0.85
 

@@ -16,9 +16,9 @@ from tagger.families import CAMIE, CL_TAGGER, FAMILIES, PIXAI, WD14
 MODEL_FILE = "model.onnx"
 LABELS_FILE = "selected_tags.csv"
 DEFAULT_MODEL = "SmilingWolf/wd-swinv2-tagger-v3"
-DEFAULT_CHARACTER_THRESHOLD = 0.85
-# The SmilingWolf Space's default for a model whose precision=recall threshold is not published.
-FALLBACK_GENERAL_THRESHOLD = 0.35
+# A WD14 model whose precision=recall thresholds are not published gets its family's defaults.
+DEFAULT_CHARACTER_THRESHOLD = FAMILIES[WD14].character_threshold
+FALLBACK_GENERAL_THRESHOLD = FAMILIES[WD14].general_threshold
 
 
 @dataclass(frozen=True)
@@ -78,21 +78,21 @@ class ModelFiles:
     family: str = WD14
     file_thresholds: tuple[float | None, float | None] = (None, None)  # an export's thresholds.csv
 
+    def _threshold(self, index: int, name: str) -> float:
+        """The known model's published threshold, else the export's thresholds.csv, else the family's."""
+        if self.known:
+            return getattr(self.known, name)
+        if self.file_thresholds[index] is not None:
+            return self.file_thresholds[index]  # type: ignore[return-value]
+        return getattr(FAMILIES[self.family], name)
+
     @property
     def general_threshold(self) -> float:
-        if self.known:
-            return self.known.general_threshold
-        if self.file_thresholds[0] is not None:
-            return self.file_thresholds[0]
-        return FAMILIES[self.family].general_threshold if self.family != WD14 else FALLBACK_GENERAL_THRESHOLD
+        return self._threshold(0, "general_threshold")
 
     @property
     def character_threshold(self) -> float:
-        if self.known:
-            return self.known.character_threshold
-        if self.file_thresholds[1] is not None:
-            return self.file_thresholds[1]
-        return FAMILIES[self.family].character_threshold
+        return self._threshold(1, "character_threshold")
 
 
 def resolve_model(name: str, revision: str | None = None) -> ModelFiles:
