@@ -20,7 +20,7 @@ else of lorakit but the kernel itself.
 
 Stages: one module (or sub-package) per dataset step; each is a stage function (a generator of
 events, or a report) plus its options dataclass, exported here by name (imported on first use):
-    clean          CleanConfig, clean_dataset, clean_tags
+    clean          CleanConfig, clean_dataset, Cleaner (one caption: Cleaner(c).clean_all([tags]))
     tag_edit       edit_dataset, find_items (the `tags` bulk edits: add, remove, replace, front)
     tag_query      parse_query, remove_matching (QUERY terms and wildcards)
     tag_stats      count_tags (and tag_stats.tag_stats)
@@ -49,7 +49,7 @@ PROJECT_URL = "https://github.com/lorakit/lorakit"
 # (`validate` and `tag_stats` are also module names, so those two functions are reached as
 # prep.validate.validate and prep.tag_stats.tag_stats.)
 STAGE_EXPORTS: dict[str, str] = {
-    "CleanConfig": "prep.clean", "clean_dataset": "prep.clean", "clean_tags": "prep.clean",
+    "CleanConfig": "prep.clean", "clean_dataset": "prep.clean", "Cleaner": "prep.clean",
     "edit_dataset": "prep.tag_edit", "find_items": "prep.tag_edit",
     "parse_query": "prep.tag_query", "remove_matching": "prep.tag_query",
     "count_tags": "prep.tag_stats",

@@ -280,11 +280,6 @@ class Cleaner:
         return [self.after_sort(tags, frequency) for tags in staged]
 
 
-def clean_tags(tags: Sequence[str], config: CleanConfig) -> list[str]:
-    """Clean one caption's tags (frequency sorting then only sees this caption)."""
-    return Cleaner(config).clean_all([tags])[0]
-
-
 def clean_dataset(dataset: Dataset | str | Path, config: CleanConfig, *, dry_run: bool = False,
                   caption_extension: str = DEFAULT_CAPTION_EXTENSION, command: str = "clean",
                   where: str | Query | None = None) -> EditReport:

@@ -6,9 +6,11 @@ most T // 4 bits, candidate pairs come from a 65,536-bucket table lookup, all in
 candidates are checked with a popcount. When the threshold makes that more work than comparing
 everything, a blocked, vectorised all-pairs pass is used instead.
 
-What it buys, measured on the 2-core development machine under load (2026-12-01): 20,000 hashes at
-threshold 10 take 0.44 s this way against 2.85 s for the all-pairs pass (6.4x); at 1,000 hashes
-20 ms against 39 ms. benchmarks/curation.py: 100,000 hashes grouped in 1.36 s.
+What it buys (benchmarks/machinery.py, both passes interleaved in one run, 2 cores, loaded: load
+average 4.0; dedupe's default threshold 8, 10% near copies): 5,000 hashes 15 ms against 113 ms for
+the all-pairs pass (7.4x), 20,000 hashes 88 ms against 1.32 s (15x); at 1,000 hashes the two are
+even (16 ms / 15 ms) and at 100 the all-pairs pass wins (0.1 ms / 6 ms), and the cost model
+below picks the all-pairs pass for both. benchmarks/curation.py: 100,000 hashes grouped in 1.36 s.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import pytest
 
 from prep.clean import (
     CleanConfig,
+    Cleaner,
     clean_dataset,
-    clean_tags,
     parse_replacement,
     place_trigger,
     remove_redundant,
@@ -25,6 +25,11 @@ from tui.cli import main
 
 def cfg(**kw) -> CleanConfig:
     return CleanConfig(**kw)
+
+
+def clean_tags(tags, config: CleanConfig) -> list[str]:
+    """One caption through the cleaner (frequency sorting then sees only this caption)."""
+    return Cleaner(config).clean_all([tags])[0]
 
 
 # -- rules one by one ------------------------------------------------------------------------------
