@@ -7,12 +7,11 @@ alternative, in the same run, interleaved (A, B, B, A, ...) so the machine's loa
   hashes   prep.hash_index's multi-index hashing against its own blocked all-pairs pass, grouping N
            64-bit hashes (10% of them near copies) at dedupe's default threshold (8 bits); both give
            the same pairs (checked).
-  nice     the tagger lowering its decode threads' priority once inference is the bottleneck
-           (tagger.pipeline.DECODE_NICE, the yield_cpu heuristic) against not lowering it
-           (DECODE_NICE = 0), tagging JPEGs with a compute-heavy ONNX model on the CPU.
 
-    python benchmarks/machinery.py [--only journal,hashes,nice] [--sizes 100,1000,5000,20000]
-                                   [--nice-sizes 100,400] [--rounds 4]
+(The third piece examined, the tagger lowering its decode threads' priority once inference was
+the bottleneck, was measured here too and removed: see tagger/pipeline.py's docstring.)
+
+    python benchmarks/machinery.py [--only journal,hashes] [--sizes 100,1000,5000,20000] [--rounds 4]
 
 Prints a Markdown table with the load average at the start and the end.
 """
@@ -156,47 +155,12 @@ def bench_hashes(sizes: list[int], rounds: int, threshold: int = 8) -> list[tupl
     return [_hashes_size(n, rounds, threshold) for n in sizes]
 
 
-# --- nice: the tagger's decode-thread priority ----------------------------------------------------
-
-def bench_nice(sizes: list[int], rounds: int, work: Path) -> list[tuple[str, ...]]:
-    from benchmarks.tagger import heavy_model, make_images, stage_config
-    from tagger.run import load_model
-
-    images = make_images(work / "images", max(sizes))
-    config = stage_config(heavy_model(work / "heavy"), batch_size=8)
-    loaded = load_model(config)
-    return [_nice_size(images[:n], rounds, work, loaded, config) for n in sizes]
-
-
-def _nice_size(part: list[Path], rounds: int, work: Path, loaded, config) -> tuple[str, ...]:
-    from benchmarks.tagger import link_folder, run_stage
-    from tagger import pipeline
-
-    nice = pipeline.DECODE_NICE
-    counter = [0]
-
-    def tag(lowered: bool) -> float:
-        counter[0] += 1
-        pipeline.DECODE_NICE = nice if lowered else 0
-        try:
-            return run_stage(link_folder(work / f"nice{counter[0] % 2}", part), loaded, config)[0]
-        finally:
-            pipeline.DECODE_NICE = nice
-
-    a, b = _interleaved(rounds, lambda: tag(True), lambda: tag(False))
-    ma, mb = _median(a), _median(b)
-    n = len(part)
-    return (f"tagger, heavy model: {n:,} JPEGs", f"{n / ma:.1f} img/s", f"{n / mb:.1f} img/s", f"{mb / ma:.2f}x",
-            f"decode at nice +{nice}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="journal,hashes,nice", help="comma-separated: journal, hashes, nice")
+    parser.add_argument("--only", default="journal,hashes", help="comma-separated: journal, hashes")
     parser.add_argument("--sizes", default="100,1000,5000,20000", help="dataset sizes for journal and hashes")
-    parser.add_argument("--nice-sizes", default="100,400", help="image counts for the tagger (43 ms/img quiet)")
     parser.add_argument("--rounds", type=int, default=4, help="runs of each variant, interleaved (median kept)")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep generated images here (reused)")
+    parser.add_argument("--workdir", type=Path, default=None, help="work here (kept)")
     args = parser.parse_args()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -208,8 +172,6 @@ def main() -> int:
             rows += bench_journal(sizes, args.rounds, work)
         if "hashes" in only:
             rows += bench_hashes(sizes, args.rounds)
-        if "nice" in only:
-            rows += bench_nice([int(s) for s in args.nice_sizes.split(",") if s.strip()], args.rounds, work)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -106,12 +106,18 @@ def heavy_model(folder: Path, side: int = 448, width: int = 1536, layers: int = 
 
 
 def link_folder(folder: Path, images: list[Path]) -> Path:
-    """A fresh folder of symlinks to the images (captions get written there, the images stay shared)."""
+    """A fresh folder of hard links to the images (captions get written there, the images stay shared).
+
+    Not symlinks: the tagger skips a symlink leading out of the dataset (prep.dataset.FOLLOW_SYMLINKS).
+    """
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     for image in images:
-        (folder / image.name).symlink_to(image)
+        try:
+            os.link(image, folder / image.name)
+        except OSError:  # another file system
+            shutil.copyfile(image, folder / image.name)
     return folder
 
 

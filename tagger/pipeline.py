@@ -4,12 +4,17 @@ Memory is bounded by the window of images in flight (decoded, not yet inferred),
 folder's size: a new image is submitted only when one leaves the window, so a 100,000-image folder
 streams. Decoding runs in threads: PIL releases the GIL while it decodes, pastes and resamples, and
 threads hand back arrays without copying them between processes.
+
+The decode threads run at the process's own priority. A heuristic that lowered them (nice +10 once
+inference was the bottleneck) did not pay: benchmarks/machinery.py on 100 JPEGs with an
+inference-bound model, both variants interleaved in one run (2 cores, loaded, load average
+4.2-5.9), tagged at 1.6 img/s with it against 1.7 without (0.98x), and a quicker A/B on 40 gave
+0.73x: a nice value is system-wide, so on a busy machine the decoders lose to every other process,
+not just to inference.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,41 +51,11 @@ def _load(index: int, path: Path, side: int, prepare: Prepare = prepare_bgr) -> 
         return Prepared(index, path, None, str(exc))
 
 
-DECODE_NICE = 10
-_thread_state = threading.local()
-
-
-def _lower_priority() -> None:
-    """Make this decoding thread yield to inference threads (Linux: a thread has its own nice value)."""
-    if getattr(_thread_state, "lowered", False):
-        return
-    _thread_state.lowered = True
-    if not hasattr(os, "setpriority"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + DECODE_NICE)
-    except OSError:
-        pass
-
-
-def _load_in_worker(index: int, path: Path, side: int, yield_cpu: threading.Event | None,
-                    prepare: Prepare = prepare_bgr) -> Prepared:
-    # When inference is the bottleneck, decoding needs only a sliver of CPU; at a lower priority it
-    # fills the gaps instead of pre-empting the inference threads (whose parallel loops wait for
-    # their slowest thread).
-    if yield_cpu is not None and yield_cpu.is_set():
-        _lower_priority()
-    return _load(index, path, side, prepare)
-
-
 def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int,
-                   yield_cpu: threading.Event | None = None, prepare: Prepare = prepare_bgr) -> Iterator[Prepared]:
+                   prepare: Prepare = prepare_bgr) -> Iterator[Prepared]:
     """Prepared images in input order; at most `window` are decoded ahead of the consumer.
 
     `prepare(image, side)` is the family's preprocessing (tagger.families), WD14's by default.
-
-    Setting `yield_cpu` lowers the decoding threads' priority from their next image on.
     """
     if workers <= 0:
         for index, path in enumerate(paths):
@@ -92,14 +67,14 @@ def prepare_images(paths: Sequence[Path], side: int, workers: int, window: int,
         upcoming = iter(enumerate(paths))
         try:
             for index, path in upcoming:
-                pending.append(pool.submit(_load_in_worker, index, path, side, yield_cpu, prepare))
+                pending.append(pool.submit(_load, index, path, side, prepare))
                 if len(pending) >= window:
                     break
             while pending:
                 prepared = pending.popleft().result()
                 nxt = next(upcoming, None)
                 if nxt is not None:
-                    pending.append(pool.submit(_load_in_worker, nxt[0], nxt[1], side, yield_cpu, prepare))
+                    pending.append(pool.submit(_load, nxt[0], nxt[1], side, prepare))
                 yield prepared
         finally:
             for future in pending:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from tagger.label_formats import read_model_labels
 from tagger.labels import Labels
 from tagger.models import ModelFiles, resolve_model
 from tagger.pipeline import batches, default_workers, prepare_images
-from tagger.session import CPU, DEFAULT_BATCH, TaggerSession, check_label_count, open_session
+from tagger.session import DEFAULT_BATCH, TaggerSession, check_label_count, open_session
 from tagger.thresholds import Thresholds, predict
 
 STAGE = "tag"
@@ -164,22 +162,13 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
     if config.workers is None and len(todo) < 2 * workers:
         workers = 0  # a handful of images: starting threads costs more than it saves
     side = session.layout.side
-    yield_cpu = threading.Event()
     prepared = prepare_images([item.image for item in todo], side, workers, window=batch_size + 2 * workers,
-                              yield_cpu=yield_cpu, prepare=FAMILIES[model.files.family].prepare)
+                              prepare=FAMILIES[model.files.family].prepare)
 
     operation: Operation | None = None
     known: dict[str, set[tuple[str, str]]] = {}  # the store's (image, model) pairs, read once when needed
     try:
-        waited = inferred = 0.0
-        batch_iter = batches(prepared, batch_size, side)
-        for n_batch in itertools.count():
-            t0 = time.perf_counter()
-            batch = next(batch_iter, None)
-            t1 = time.perf_counter()
-            if batch is None:
-                break
-            waited += t1 - t0
+        for batch in batches(prepared, batch_size, side):
             for failure in batch.failed:
                 summary.failed += 1  # counted once: as unreadable, not also as skipped
                 rel = dataset.relative(failure.path)
@@ -189,9 +178,6 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
             if not batch.items:
                 continue
             probs = session.run(batch.tensor)
-            inferred += time.perf_counter() - t1
-            if n_batch == 3 and inferred > 2 * waited and session.provider == CPU:
-                yield_cpu.set()  # inference-bound on the CPU: decoding steps back
             for prepared_item, row in zip(batch.items, probs, strict=True):
                 item = todo[prepared_item.index]
                 existing = _existing_tags(item)

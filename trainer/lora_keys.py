@@ -41,10 +41,6 @@ UNET_TARGET_CLASSES = ("Transformer2DModel",)
 UNET_CONV_TARGET_CLASSES = ("ResnetBlock2D", "Downsample2D", "Upsample2D")
 TEXT_ENCODER_TARGET_CLASSES = ("CLIPAttention", "CLIPSdpaAttention", "CLIPFlashAttention2", "CLIPMLP")
 
-DOWN_SUFFIX = ".lora_down.weight"
-UP_SUFFIX = ".lora_up.weight"
-ALPHA_SUFFIX = ".alpha"
-
 MODEL_TYPES = ("sd1", "sd2", "sd2-v", "sdxl")
 
 Targets = dict[str, tuple[str, "torch.nn.Module"]]
