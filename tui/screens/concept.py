@@ -3,8 +3,8 @@
 `ctrl+r` applies the form (`prep.concept.apply_concept`): the trigger becomes the first tag in the
 captions of the chosen concept folder (or all), the listed full names go, as one journaled
 operation, and `[train]` gets keep_tokens = 1 and shuffle_caption = true. `w` checks a word,
-`m` re-ranks the candidates with the `[train]` model (a local diffusers folder), enter on a
-candidate puts it in the trigger field.
+the candidates are scored with the `[train]` model when it is a local diffusers folder (on open;
+`m` again), enter on a candidate puts it in the trigger field.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tui.widgets.form import OptionForm
 
 CANDIDATES, CHECK, SCORE, APPLY = "candidates", "check-word", "score", "concept"
 TOP = 200
+SCORED = 30  # candidates scored with the model (one text-encoder pass per 32 words)
 
 
 def load_candidates(dataset: Path) -> tuple[list, set[str]]:
@@ -63,6 +64,7 @@ class ConceptScreen(DataScreen):
         super().__init__()
         self.words: set[str] = set()
         self.candidates: list = []
+        self.scored_with: Path | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="concept-main"):
@@ -78,7 +80,7 @@ class ConceptScreen(DataScreen):
                 yield Static("", id="word-check", classes="summary")
 
     def on_mount(self) -> None:
-        self.query_one("#candidates", DataTable).add_columns("Word", "Token id", "Score")
+        self.query_one("#candidates", DataTable).add_columns("Word", "Token id", "Model score")
 
     def refresh_data(self) -> None:
         run_stage(self, CANDIDATES, result_of(load_candidates, self.dataset), CANDIDATES)
@@ -87,11 +89,17 @@ class ConceptScreen(DataScreen):
         if group == CANDIDATES:
             self.candidates, self.words = summary
             self.show_candidates()
+            folder = self.model_folder()  # a model is set: its score, without asking
+            if folder is not None:
+                self.score_with(folder)
         elif group == CHECK:
             self.query_one("#word-check", Static).update(describe_check(summary))
-        elif group == SCORE:
-            self.candidates = summary
+        elif group == SCORE:  # the scored ones first, by distance; the rest after them, unscored
+            scored = {c.word for c in summary}
+            self.candidates = list(summary) + [c for c in self.candidates if c.word not in scored]
             self.show_candidates()
+            self.job_bar.status(f"ranked by the distance each word moves {self.scored_with.name}'s text "
+                                "encoding (smaller: an emptier word)" if self.scored_with else "")
 
     def show_candidates(self) -> None:
         table = self.query_one("#candidates", DataTable)
@@ -120,19 +128,30 @@ class ConceptScreen(DataScreen):
 
         run_stage(self, CHECK, result_of(check_word, word, set(self.words)), CHECK)
 
-    def action_score(self) -> None:
+    def model_folder(self) -> Path | None:
+        """The `[train]` pretrained_model when it is a local diffusers folder with a text encoder."""
         model = str(self.table_values("train").get("pretrained_model") or "")
+        if not model:
+            return None
         folder = Path(model).expanduser()
         if not folder.is_absolute():
             folder = self.workspace.root / folder
-        if not model or not folder.is_dir():
+        return folder if (folder / "text_encoder").is_dir() and (folder / "tokenizer").is_dir() else None
+
+    def action_score(self) -> None:
+        folder = self.model_folder()
+        if folder is None:
             self.notify("scoring needs [train] pretrained_model set to a local diffusers folder",
                         severity="warning", timeout=8)
             return
+        self.score_with(folder)
+
+    def score_with(self, folder: Path) -> None:
         from prep.concept_words import rank_by_model
 
-        self.job_bar.status(f"scoring {len(self.candidates)} candidates with {folder.name}…")
-        run_stage(self, SCORE, result_of(rank_by_model, folder, list(self.candidates[:30])), SCORE)
+        self.scored_with = folder
+        self.job_bar.status(f"scoring {min(len(self.candidates), SCORED)} candidates with {folder.name}…")
+        run_stage(self, SCORE, result_of(rank_by_model, folder, list(self.candidates[:SCORED])), SCORE)
 
     def job_source(self):
         from prep.concept import apply_concept
