@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, ProgressBar, Static
 
+from tests.conftest import write_image
 from tests.tui.conftest import tiny_train_table, wait_until
 from tui.app import make_app
 from tui.screens.train import QuitWhileTraining, TrainScreen
@@ -68,6 +69,10 @@ async def test_follows_an_events_file_as_the_trainer_writes_it(workspace: Path):
         append(events, 'ss": 0.125, "lr": 5e-05, "it_per_s": 2.0, "eta_s": 3725}\n')
         await wait_until(pilot, lambda: bar.progress == 11, what="step 11")
         assert "loss 0.1250" in status(screen) and "ETA 1:02:05" in status(screen)
+        sample = write_image(workspace / "output" / "sample" / "lora_000020_00.png", (64, 64), (0, 0, 250))
+        append(events, line("sample", step=20, path=str(sample)))
+        preview = screen.query_one("#train-sample")
+        await wait_until(pilot, lambda: preview.loaded == sample, what="the sample image shown")
         append(events, "not json at all\n" + line("save", step=20, path="output/lora-000001.safetensors"))
         append(events, line("done", path="output/lora.safetensors", steps=40, seconds=75.0))
         await app.workers.wait_for_complete()  # a done event ends a file-only tail
@@ -135,6 +140,40 @@ async def test_start_and_stop_a_trainer_process(workspace: Path):
         assert bar.progress == last_step < 1000
         assert f"--config {workspace / 'lorakit.toml'}" in text
         assert not screen.query_one("#start", Button).disabled
+
+
+async def test_quit_and_stop_stops_the_trainer(workspace: Path):
+    app = make_app(workspace, trainer_command=STANDIN)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("ctrl+r")
+        bar = screen.query_one("#train-progress", ProgressBar)
+        await wait_until(pilot, lambda: (bar.progress or 0) >= 2, what="two steps")
+        process = screen.trainer.process
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitWhileTraining)
+        await pilot.press("s")  # stop it (SIGINT: the trainer saves its state) and quit
+        await pilot.pause()
+    assert process.wait(timeout=30) == 130
+    events = [json.loads(x) for x in screen.trainer.events.read_text().splitlines()]
+    assert events[-1]["event"] == "warning" and events[-1]["message"].startswith("interrupted at step")
+
+
+async def test_out_of_memory_shows_the_error_line_and_advice(workspace: Path):
+    """A CUDA OOM kills the trainer with a traceback and no error event: its last line and the advice."""
+    app = make_app(workspace, trainer_command=[*STANDIN, "--oom-at", "3"])
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: screen.trainer is not None and not screen.running, timeout=60,
+                         what="the trainer to die")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        error = str(screen.query_one("#train-error", Static).render())
+        assert error.startswith("error: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+        assert "gradient_checkpointing = true" in error and "cache_latents = true" in error  # the advice
+        assert "failed (exit code 1)" in status(screen)
 
 
 async def test_real_trainer_error_is_shown(workspace: Path):
@@ -269,6 +308,27 @@ async def test_real_trainer_start_stop_leave_reattach_resume(workspace: Path, ti
         assert screen.finished["event"] == "done", log_text(screen)
         assert screen.losses[0][0] == stopped_at + 1 and screen.losses[-1][0] == 60
         await wait_until(pilot, lambda: "finished" in status(screen), timeout=30, what="finished")
+
+
+@pytest.mark.slow
+async def test_real_trainer_nan_shows_its_error_and_advice(workspace: Path, tiny_base: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    """A learning rate of 1e30 makes the tiny model's loss NaN within a few steps: the trainer's line
+    (training diverged, what to try) and the screen's advice are shown."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    tiny_train_table(workspace, tiny_base, steps=20, name="nan", learning_rate=1e30)
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_train(pilot)
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: screen.finished is not None, timeout=300, what="the error event")
+        await wait_until(pilot, lambda: not screen.running, timeout=60, what="the trainer to exit")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.finished["event"] == "error" and "training diverged" in screen.finished["message"]
+        error = str(screen.query_one("#train-error", Static).render())
+        assert "training diverged" in error and "Lower learning_rate" in error
+        assert "failed (exit code 1)" in status(screen)
 
 
 @pytest.mark.slow
