@@ -21,6 +21,8 @@ class Selection:
     typos: dict[str, list[str]]  # tag -> the other spellings of it in the selection
     history: list = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # image path -> tag -> (source, confidence) from .lorakit/tags.sqlite; None: the dataset has no store
+    sources: dict[str, dict[str, tuple[str, float | None]]] | None = None
 
     @property
     def captioned(self) -> int:
@@ -40,7 +42,38 @@ def load_selection(dataset: Path, query: str) -> Selection:
     for group in likely_typos(counts):
         for tag in group:
             typos[tag] = [other for other in group if other != tag]
-    return Selection(query, records, counts, typos, Journal(dataset).history(), warnings)
+    selection = Selection(query, records, counts, typos, Journal(dataset).history(), warnings)
+    selection.sources = read_sources(dataset, records[:SOURCES_FOR])
+    return selection
+
+
+SOURCES_FOR = 1000  # the images the list shows (the Edit screen's MAX_IMAGES)
+
+
+def read_sources(dataset: Path, records: list[CaptionRecord]) -> dict[str, dict[str, tuple[str, float | None]]] | None:
+    """Each record's tag sources from the provenance store (prep.provenance), read once; a caption
+    changed outside lorakit since has `user` tags. None when the dataset has no store."""
+    from prep.provenance import read_store
+
+    dataset = Path(dataset)
+    store = read_store(dataset)
+    if store is None:
+        return None
+    out: dict[str, dict[str, tuple[str, float | None]]] = {}
+    try:
+        for record in records:
+            if not record.exists:
+                continue
+            try:
+                caption = Path(record.caption).read_bytes()
+                key = Path(record.image).relative_to(dataset).as_posix()
+            except (OSError, ValueError):
+                continue
+            out[record.image] = {tag: (found.source, found.confidence)
+                                 for tag, found in store.sources(key, caption).items()}
+    finally:
+        store.close()
+    return out
 
 
 def save_caption(dataset: Path, caption: Path, text: str) -> tuple[Path, bool]:

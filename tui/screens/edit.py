@@ -1,5 +1,7 @@
 """Edit screen: tag counts and a QUERY filter, the images they select with a preview and caption,
-caption editing with completion, the `:` tags command line and the journal's history.
+caption editing with completion, the `:` tags command line and the journal's history. Once the
+dataset has a provenance store (a tagger or booru run wrote `.lorakit/tags.sqlite`), the highlighted
+caption's tags are listed with their source and the tagger's confidence.
 
 `/` focuses the filter (enter applies it), `e` edits the highlighted caption, `:` takes
 `add TAG… | remove TAG… | replace OLD NEW | move-front TAG…` for the filtered captions (it shows how
@@ -89,6 +91,7 @@ class EditScreen(DataScreen):
             with Vertical(id="view-pane"):
                 yield ImagePreview(id="edit-image")
                 yield Static("", id="caption", classes="summary")
+                yield DataTable(id="tag-sources", cursor_type="none", zebra_stripes=True, show_cursor=False)
                 yield Static("History (newest first, ctrl+z undoes)", classes="heading")
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True, show_cursor=False)
         yield Input(placeholder=f": {USAGE}", id="command", classes="line-input")
@@ -97,6 +100,7 @@ class EditScreen(DataScreen):
         self.query_one("#tags", DataTable).add_columns("Count", "Tag", "Typo of")
         self.query_one("#images", DataTable).add_columns("Image", "Tags")
         self.query_one("#history", DataTable).add_columns("Id", "Command", "Files", "When")
+        self.query_one("#tag-sources", DataTable).add_columns("Tag", "Source", "p")
         self.query_one("#command", Input).display = False
 
     # -- loading ------------------------------------------------------------------------------
@@ -211,6 +215,22 @@ class EditScreen(DataScreen):
         self.query_one("#edit-image", ImagePreview).show(Path(record.image))
         text = format_caption(record.tags) if record.exists else Text("(no caption file)", style="yellow")
         self.query_one("#caption", Static).update(text)
+        self.show_sources(record)
+
+    def show_sources(self, record) -> None:
+        """Where each of the caption's tags came from (booru:<site>:<id>, tagger:<model>, user, a
+        command) and the tagger's confidence, from the provenance store."""
+        table = self.query_one("#tag-sources", DataTable)
+        known = self.selection.sources if self.selection is not None else None
+        table.display = known is not None
+        if known is None:
+            return
+        found = known.get(record.image, {})
+        rows = []
+        for tag in record.tags if record.exists else []:
+            source, confidence = found.get(tag, ("", None))
+            rows.append(((tag, source, "" if confidence is None else f"{confidence:.2f}"), tag))
+        fill_table(table, rows)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "images":
