@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from trainer.checks import DeviceInfo, optimizer_problem
 from trainer.config import TrainConfig
 from trainer.errors import TrainError
 
@@ -24,35 +25,12 @@ def parse_optimizer_args(items: list[str]) -> dict[str, Any]:
     return kwargs
 
 
-def optimizer_available(name: str) -> str | None:
-    """None when the optimizer can be used here, else why not."""
-    if name == "AdamW8bit":
-        try:
-            import bitsandbytes  # noqa: F401
-            import torch
-        except ImportError:
-            return "AdamW8bit needs bitsandbytes and a CUDA GPU: pip install 'lorakit[gpu]'"
-        if not torch.cuda.is_available():
-            return "AdamW8bit needs a CUDA GPU; use AdamW on this machine"
-    if name == "Prodigy":
-        try:
-            import prodigyopt  # noqa: F401
-        except ImportError:
-            return "Prodigy needs prodigyopt: pip install 'lorakit[optim]'"
-    if name == "Lion":
-        try:
-            import lion_pytorch  # noqa: F401
-        except ImportError:
-            return "Lion needs lion-pytorch: pip install 'lorakit[optim]'"
-    return None
-
-
 def build_optimizer(config: TrainConfig, groups: list[dict], default_lr: float):
     """The optimizer for these parameter groups."""
     import torch
 
     name = config.optimizer
-    problem = optimizer_available(name)
+    problem = optimizer_problem(name, DeviceInfo.detect())  # the one check `lorakit train` ran before torch
     if problem:
         raise TrainError(problem)
     kwargs = parse_optimizer_args(config.optimizer_args)

@@ -84,15 +84,15 @@ def test_optimizer_args_and_kinds():
         {"weight_decay": 0.1, "betas": (0.9, 0.99), "foo": "bar"}
     import importlib.util
 
+    from trainer.checks import DeviceInfo, optimizer_problem
     from trainer.errors import TrainError
-    from trainer.optim import optimizer_available
 
     param = torch.nn.Parameter(torch.zeros(2))
     optional = {"Lion": "lion_pytorch", "Prodigy": "prodigyopt"}
     for name in ("AdamW", "Lion", "SGD", "Adafactor", "Prodigy"):
         config = TrainConfig(optimizer=name, optimizer_args=[])
         if name in optional and importlib.util.find_spec(optional[name]) is None:
-            assert optimizer_available(name) and "pip install" in optimizer_available(name)
+            assert "pip install" in (optimizer_problem(name, DeviceInfo.detect()) or "")
             with pytest.raises(TrainError):
                 build_optimizer(config, [{"params": [param]}], 1e-4)
             continue
