@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prep.errors import PrepError
+from prep.errors import PrepError, first_line
 from prep.fsio import atomic_write_bytes
 from prep.phash import ImageFacts, content_digest, open_image_bytes
 from prep.phash import _decode_error as decode_error  # one wording for both methods
@@ -98,8 +98,7 @@ def load_clip(model: str) -> ClipEncoder:
         net = cls.from_pretrained(source)
         processor = CLIPImageProcessor.from_pretrained(source)
     except Exception as exc:  # noqa: BLE001 - network, missing files, wrong architecture
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClipModelError(f"cannot load CLIP model {model!r}: {first}; pass a local folder with "
+        raise ClipModelError(f"cannot load CLIP model {model!r}: {first_line(exc)}; pass a local folder with "
                              "--model (config.json, weights and preprocessor_config.json)") from None
     finally:
         hf_logging.set_verbosity(verbosity)

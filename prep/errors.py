@@ -24,6 +24,14 @@ class JournalError(PrepError):
     """The undo journal cannot be read or applied."""
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most `limit` characters), or its class name
+    when the message is empty: a library's multi-line error folded into a one-line message."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip() if lines else type(exc).__name__
+    return text[:limit] if limit else text
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for an OSError a user can fix: the path, what is wrong, what to do."""
     import errno

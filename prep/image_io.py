@@ -19,7 +19,7 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from prep.errors import PrepError
+from prep.errors import PrepError, first_line
 
 # Above this many pixels, `load_image` callers that downscale anyway decode reduced.
 LARGE_PIXELS = 24_000_000
@@ -91,8 +91,7 @@ def _reason(exc: BaseException, name: str) -> str:
         return "not enough memory to decode it"
     if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
         return f"cannot read ({exc.strerror})"
-    text = str(exc).strip().splitlines()
-    return f"cannot read image ({text[0] if text else type(exc).__name__})"
+    return f"cannot read image ({first_line(exc)})"
 
 
 def _is_os_failure(exc: BaseException) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from prep.errors import first_line
 from tagger.errors import ModelNotAvailable, TaggerError
 from tagger.families import CAMIE, CL_TAGGER, FAMILIES, PIXAI, WD14
 
@@ -221,7 +222,7 @@ def hub_errors(repo: str, revision: str | None, filename: str, *, offline_hint: 
         status = exc.response.status_code if exc.response is not None else "?"
         raise ModelNotAvailable(f"{repo}{at}: the hub answered HTTP {status} for {filename}; try again later") from None
     except (OSError, ValueError) as exc:
-        raise ModelNotAvailable(f"{repo}{at}: cannot download {filename} ({_one_line(exc)})") from None
+        raise ModelNotAvailable(f"{repo}{at}: cannot download {filename} ({first_line(exc)})") from None
 
 
 def quiet_hub_logs() -> contextlib.AbstractContextManager[None]:
@@ -239,7 +240,3 @@ def _quiet_logger(name: str) -> Iterator[None]:
     finally:
         logger.setLevel(previous)
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

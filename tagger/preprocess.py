@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from prep.errors import first_line
 from prep.image_io import ImageError, flatten, load_image
 
 WHITE = (255, 255, 255)
@@ -82,5 +83,4 @@ def _load(path: str | os.PathLike[str], size: int | None, prepare) -> Any:
     except MemoryError:
         raise ImageLoadError("not enough memory to decode it") from None
     except Exception as exc:  # noqa: BLE001 - hostile files raise anything; the run must go on
-        text = str(exc).strip().splitlines()
-        raise ImageLoadError(f"cannot read image ({text[0] if text else type(exc).__name__})") from None
+        raise ImageLoadError(f"cannot read image ({first_line(exc)})") from None

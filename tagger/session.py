@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from prep.errors import first_line
 from tagger.errors import TaggerError
 from tagger.families import FAMILIES, WD14, Family, sigmoid
 
@@ -110,8 +111,7 @@ def open_session(model_path: Path, device: str = "auto", threads: int | None = N
                         pass
             session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TaggerError(f"{model_path}: onnxruntime cannot load this model ({detail})") from None
+        raise TaggerError(f"{model_path}: onnxruntime cannot load this model ({first_line(exc)})") from None
     finally:
         if CUDA in providers:
             ort.set_default_logger_severity(2)  # onnxruntime's default: warnings

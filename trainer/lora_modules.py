@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prep.errors import first_line
 from trainer.errors import LoRAFileError
 from trainer.safetensors_read import SafetensorsFileError, read_header, read_tensors
 
@@ -394,7 +395,7 @@ def _shape_error(m: LoraModule) -> str | None:
             if n != out and (n == 0 or inp % n):
                 return f"dora_scale {tuple(m.dora_scale.shape)} fits neither side of a {out}x{inp} update"
     except (RuntimeError, KeyError, IndexError, ValueError) as exc:
-        return str(exc).splitlines()[0][:120]
+        return first_line(exc, 120)
     return None
 
 

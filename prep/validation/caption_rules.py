@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from prep.captions import tag_key
 from prep.validation.report import Problem, problem
 
 _GIRLS = ["1girl", "2girls", "3girls", "4girls", "5girls", "6+girls"]
@@ -41,11 +42,6 @@ CONTRADICTORY_TAGS: tuple[tuple[str, ...], ...] = (
 # Two images often share a short caption legitimately (a pair of variants); three or more alike
 # usually means a template or a lost tagger run.
 DUPLICATE_CAPTION_IMAGES = 3
-
-
-def tag_key(tag: str) -> str:
-    """How tables and captions are compared: lower case, underscores as spaces, whitespace folded."""
-    return " ".join(tag.replace("_", " ").lower().split())
 
 
 @dataclass

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterable, Iterator
 
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+from prep.fsio import file_digest
 
 
-def file_digest(path: str) -> bytes | None:
-    """BLAKE2b of the file's bytes; None when it cannot be read (reported elsewhere)."""
-    digest = hashlib.blake2b(digest_size=20)
+def _digest(path: str) -> str | None:
+    """The file's BLAKE2b; None when it cannot be read (reported elsewhere)."""
     try:
-        fd = os.open(path, _READ_FLAGS)
+        return file_digest(path, "blake2b")
     except OSError:
         return None
-    try:
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            digest.update(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return digest.digest()
 
 
 def find_duplicates(files: Iterable[tuple[int, str, int, int]]) -> Iterator[tuple[int, int]]:
@@ -42,9 +28,9 @@ def find_duplicates(files: Iterable[tuple[int, str, int, int]]) -> Iterator[tupl
     for group in groups.values():
         if len(group) < 2:
             continue
-        first_by_digest: dict[bytes, int] = {}
+        first_by_digest: dict[str, int] = {}
         for key, path in group:
-            digest = file_digest(path)
+            digest = _digest(path)
             if digest is None:
                 continue
             first = first_by_digest.setdefault(digest, key)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO
 
+from prep.errors import first_line
 from prep.validation.headers import NEED_MORE, ImageHeader, sniff_header
 
 HEAD_BYTES = 4096
@@ -43,11 +44,6 @@ class ImageInfo:
 
 def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _exception_text(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text or type(exc).__name__
 
 
 def missing_end(head: bytes, tail: bytes, file_size: int) -> str:
@@ -178,9 +174,9 @@ def pillow_info(path: str | IO[bytes], file_size: int = -1, *, decode: bool) -> 
     except OSError as exc:
         if exc.errno is not None:
             return ImageInfo(file_size, failure=UNREADABLE, detail=_os_reason(exc))
-        return ImageInfo(file_size, failure=CORRUPT, detail=_exception_text(exc))
+        return ImageInfo(file_size, failure=CORRUPT, detail=first_line(exc))
     except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is a finding
-        return ImageInfo(file_size, failure=CORRUPT, detail=_exception_text(exc))
+        return ImageInfo(file_size, failure=CORRUPT, detail=first_line(exc))
 
 
 def init_decode_worker() -> None:
