@@ -70,6 +70,20 @@ class Credentials:
 
 
 # -- field access ----------------------------------------------------------------------------------
+def category_of(value: Any, ids: Mapping[int, str], names: Mapping[str, str]) -> str:
+    """A site's tag type as a caption category: an id (int or digit string) through `ids`, a name
+    through `names`; anything else (a bool, a list, an unknown id or name) is "general"."""
+    if isinstance(value, bool):
+        return "general"
+    if isinstance(value, int):
+        return ids.get(value, "general")
+    if isinstance(value, str):
+        if value.isdigit():
+            return ids.get(int(value), "general")
+        return names.get(value.lower(), "general")
+    return "general"
+
+
 def req_int(record: Mapping[str, Any], key: str) -> int:
     value = opt_int(record, key)
     if value is None:

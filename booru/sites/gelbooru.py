@@ -15,6 +15,7 @@ from booru.sites.base import (
     Family,
     SearchItem,
     as_record_list,
+    category_of,
     checked_md5,
     extension_of,
     min_id,
@@ -140,7 +141,7 @@ class Gelbooru(Family):
             for record in records:
                 if not isinstance(record, Mapping) or not isinstance(record.get("name"), str):
                     continue
-                self.tag_categories[html.unescape(record["name"])] = _category(record.get("type"))
+                self.tag_categories[html.unescape(record["name"])] = category_of(record.get("type"), TYPE_IDS, TYPE_NAMES)
             for name in batch:
                 self.tag_categories.setdefault(name, "general")
         return None
@@ -172,14 +173,3 @@ class Gelbooru(Family):
 def _is_int_like(value: Any) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isdigit())
 
-
-def _category(value: Any) -> str:
-    if isinstance(value, bool):
-        return "general"
-    if isinstance(value, int):
-        return TYPE_IDS.get(value, "general")
-    if isinstance(value, str):
-        if value.isdigit():
-            return TYPE_IDS.get(int(value), "general")
-        return TYPE_NAMES.get(value.lower(), "general")
-    return "general"

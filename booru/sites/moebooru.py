@@ -13,6 +13,7 @@ from booru.sites.base import (
     SearchItem,
     TagLimitExceeded,
     as_record_list,
+    category_of,
     checked_md5,
     extension_of,
     opt_int,
@@ -55,7 +56,7 @@ class Moebooru(Family):
                 if isinstance(item, Post) and types is not None:
                     grouped: dict[str, list[str]] = {}
                     for tag in item.tags[UNCATEGORIZED]:
-                        grouped.setdefault(_category(types.get(tag)), []).append(tag)
+                        grouped.setdefault(category_of(types.get(tag), TYPE_IDS, TYPE_NAMES), []).append(tag)
                     item.tags = grouped
                 yield item
             page += 1
@@ -87,10 +88,3 @@ class Moebooru(Family):
             tags={UNCATEGORIZED: tag_list(record.get("tags"), "tags")}, deleted=status == "deleted",
         )
 
-
-def _category(value: Any) -> str:
-    if isinstance(value, str):
-        return TYPE_NAMES.get(value.lower(), "general")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return TYPE_IDS.get(value, "general")
-    return "general"

@@ -64,3 +64,16 @@ def test_rate_limiter_spaces_calls():
     for _ in range(5):
         limiter.wait()
     assert time.monotonic() - start >= 0.19  # four gaps of 50 ms
+
+
+def test_tag_types_map_the_same_way_for_every_family():
+    """One reading of a site's tag type: ids as ints or digit strings, names in any case, else general."""
+    from booru.sites import gelbooru, moebooru
+    from booru.sites.base import category_of
+
+    for module in (gelbooru, moebooru):
+        assert category_of(4, module.TYPE_IDS, module.TYPE_NAMES) == "character"
+        assert category_of("4", module.TYPE_IDS, module.TYPE_NAMES) == "character"
+        assert category_of("Copyright", module.TYPE_IDS, module.TYPE_NAMES) == "copyright"
+        for junk in (True, None, [4], 99, "no-such-type"):
+            assert category_of(junk, module.TYPE_IDS, module.TYPE_NAMES) == "general"
