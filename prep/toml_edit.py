@@ -16,13 +16,14 @@ from prep.config import ConfigError
 from prep.fsio import atomic_write_text
 
 
-def _plain(value: Any) -> Any:
+def toml_value(value: Any) -> Any:
+    """A config value as TOML holds it: paths as strings, tuples as lists (recursively)."""
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [toml_value(v) for v in value]
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [toml_value(v) for v in value]
     return value
 
 
@@ -56,7 +57,7 @@ def update_table(path: Path, table: str, values: Mapping[str, Any], *, remove: I
             if key in section:
                 del section[key]
             continue
-        value = _plain(value)
+        value = toml_value(value)
         if key in section and section[key] == value:
             continue  # unchanged: keep its exact spelling (e.g. 1e-4 stays 1e-4)
         section[key] = value

@@ -13,7 +13,6 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
@@ -22,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select
 
 from prep.config import coerce
+from prep.toml_edit import toml_value
 
 BLANK = Select.NULL
 
@@ -40,14 +40,6 @@ def _default(f: dataclasses.Field) -> Any:
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         return f.default_factory()  # type: ignore[misc]
     return None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 class OptionForm(VerticalScroll):
@@ -138,7 +130,7 @@ class OptionForm(VerticalScroll):
             raw = text
         if raw is None:
             return None
-        return _plain(coerce(raw, self.hints[f.name], f.name, "form"))
+        return toml_value(coerce(raw, self.hints[f.name], f.name, "form"))
 
     def mapping(self) -> dict[str, Any]:
         """Every field that is set, as TOML values (raises ConfigError naming a bad field)."""
@@ -155,9 +147,9 @@ class OptionForm(VerticalScroll):
         for f in self.fields:
             value = self.value(f)
             if f.name in self.file_values:
-                if value != _plain(self.file_values[f.name]):
+                if value != toml_value(self.file_values[f.name]):
                     out[f.name] = value
-            elif value is not None and value != _plain(_default(f)):
+            elif value is not None and value != toml_value(_default(f)):
                 out[f.name] = value
         return out
 
@@ -167,5 +159,5 @@ class OptionForm(VerticalScroll):
             value = self.value(f)
             if value is None:
                 self.file_values.pop(f.name, None)
-            elif f.name in self.file_values or value != _plain(_default(f)):
+            elif f.name in self.file_values or value != toml_value(_default(f)):
                 self.file_values[f.name] = value
