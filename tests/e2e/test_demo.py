@@ -21,8 +21,34 @@ def _run_demo(folder: Path, *args: str):
                           env=env, timeout=900)
 
 
+async def _visit_the_app(folder: Path, lora: Path, steps: int) -> None:
+    from textual.widgets import Static
+
+    from tui.app import make_app
+    from tui.screens import SCREENS
+    from tui.screens.models import ModelsScreen
+    from tui.screens.train import TrainScreen
+
+    app = make_app(folder)
+    async with app.run_test(size=(120, 36)) as pilot:
+        for spec in SCREENS:
+            await pilot.press(spec.key)
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.screen.title == f"lorakit — {spec.title}"
+            if isinstance(app.screen, TrainScreen):
+                train = app.screen
+                assert [s for s, _ in train.losses] == list(range(1, steps + 1))
+                assert str(train.query_one("#train-status", Static).render()).endswith("finished")
+                assert train.plot_updates >= 1 and not train.running
+            if isinstance(app.screen, ModelsScreen):
+                assert lora.resolve() in app.screen.files
+
+
 @pytest.mark.slow
-def test_demo_runs_the_whole_road_and_its_lora_changes_the_unet(tmp_path: Path):
+def test_demo_runs_the_whole_road_and_its_lora_changes_the_unet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LORAKIT_IMAGES", "halfcell")  # no terminal to ask in a test
     folder = tmp_path / "lorakit-demo"
     proc = _run_demo(folder, "--steps", "6", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -72,6 +98,12 @@ def test_demo_runs_the_whole_road_and_its_lora_changes_the_unet(tmp_path: Path):
         after = pipe.unet(latents, 500, encoder_hidden_states=text).sample
     assert torch.isfinite(after).all()
     assert (after - before).abs().max() > 1e-4
+
+    # What `--tui` opens: every screen opens on the finished workspace; Train shows the finished run
+    # with its loss curve (every step), Models lists the LoRA.
+    import asyncio
+
+    asyncio.run(_visit_the_app(folder, Path(result["lora"]), result["steps"]))
 
     # Running the demo again rebuilds its own workspace (only the demo's files); a folder of someone's
     # files is refused and left as it was.

@@ -157,3 +157,37 @@ def test_a_crashed_runner_is_marked_and_the_job_resumes_from_its_state(tmp_path:
     assert record["resumed_from"] and Path(record["resumed_from"]).name.endswith("-state")
     steps = [e["step"] for e in _events(job["events"]) if e["event"] == "step"]
     assert steps[0] > 1 and steps[0] - 1 in saved and steps[-1] == 30
+
+
+@pytest.mark.slow
+def test_detach_runs_the_queue_in_its_own_session(tmp_path: Path, tiny_sd1: Path):
+    """`queue run --detach` returns at once; the runner has its own session (closing the terminal does
+    not reach it), runs the job to the end and leaves each job's trainer pid beside its events."""
+    import re
+
+    from trainer.queue import JobQueue
+    from trainer.queue_runner import runner_pid
+
+    root = _workspace(tmp_path, tiny_sd1, steps=2)
+    assert _cli(root, "queue", "add").returncode == 0
+    (job,) = _jobs(root)
+    terminal = _cli(root, "queue", "run", "--detach", timeout=60)
+    assert terminal.returncode == 0, terminal.stderr
+    pid = int(re.search(r"in the background \(pid (\d+)\)", terminal.stdout).group(1))
+    try:
+        assert os.getsid(pid) == pid != os.getsid(0)  # a session of its own: no SIGHUP from our terminal
+        _wait_for(lambda: runner_pid(JobQueue(root)) == pid, 60, "the runner's lock")
+        refused = _cli(root, "queue", "run", "--detach", timeout=60)
+        assert refused.returncode == 1 and f"already running on {root.resolve()} (pid {pid})" in refused.stderr
+        _wait_for(lambda: _jobs(root)[0]["status"] == "done", 300, "the detached job")
+        _wait_for(lambda: runner_pid(JobQueue(root)) is None, 60, "the runner to end")
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    (done,) = _jobs(root)
+    assert Path(done["lora"]).is_file()
+    assert f"{job['id']}  done" in (root / ".lorakit" / "queue" / "runner.log").read_text()
+    recorded = int(Path(done["events"]).with_suffix(".pid").read_text())
+    assert recorded != pid  # the job's trainer, not the runner

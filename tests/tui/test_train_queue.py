@@ -1,7 +1,7 @@
 """The run queue from the Train screen, against real trainer processes on the tiny model: `a` queues
 the form (a frozen TrainConfig in .lorakit/queue/), `[` reorders, `u` runs the queue in the background,
-the table shows each job's status and progress, `k` stops it (state saved); `lorakit queue list --json`
-agrees at each step."""
+the table shows each job's status and progress, the reopened app follows the running job, `k` stops
+it (state saved); `lorakit queue list --json` agrees at each step."""
 
 from __future__ import annotations
 
@@ -80,6 +80,20 @@ async def test_queue_add_reorder_run_and_stop_from_the_train_screen(workspace: P
                              timeout=300, what="the first job's progress in the table")
             assert rows(table)[1][1] == "queued"
             assert [j["status"] for j in listed(workspace)] == ["running", "queued"]
+        # The runner outlives the app; reopened, the Train screen follows the queue's running job live.
+        app = make_app(workspace)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("7")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, TrainScreen)
+            await wait_until(pilot, lambda: screen.trainer is not None, what="reattach")
+            assert screen.trainer.events == queue.events_path(long["id"]) and screen.running
+            seen = len(screen.losses)
+            await wait_until(pilot, lambda: len(screen.losses) > seen, timeout=120, what="the job's steps, live")
+            table = screen.query_one("#queue-table", DataTable)
+            await wait_until(pilot, lambda: table.row_count == 2, what="the queue listed")
+            assert rows(table)[0][1] == "running"
             await pilot.press("k")  # stop: the trainer saves its state, the queue ends
             await wait_until(pilot, lambda: rows(table)[0][1] == "stopped", timeout=300, what="the stopped job")
             await wait_until(pilot, lambda: runner_pid(queue) is None, timeout=60, what="the runner to end")
@@ -90,6 +104,8 @@ async def test_queue_add_reorder_run_and_stop_from_the_train_screen(workspace: P
             record = json.loads(queue.record_path(long["id"]).read_text())
             assert record["status"] == "stopped" and "resumes it" in record["message"]
             assert any((workspace / "output").glob("q-2-step*-state/train_state.json"))  # its state was saved
+            await wait_until(pilot, lambda: "stopped" in str(screen.query_one("#train-status").render()),
+                             timeout=60, what="the followed job shown stopped")
     finally:
         pid = runner_pid(queue)
         if pid is not None:
