@@ -13,15 +13,18 @@ _tokenizer, _vae = tiny_tokenizer, tiny_vae
 __all__ = ["SD_BETAS", "build_tiny_sd1", "build_tiny_sdxl", "tiny_tokenizer", "tiny_vae", "_tokenizer", "_vae"]
 
 
-def build_tiny_sdxl(path: str | Path, *, seed: int = 0) -> Path:
-    """Save a tiny SDXL-style pipeline folder (two text encoders, text_time conditioning) at path."""
+def build_tiny_sdxl(path: str | Path, *, seed: int = 0, te2_hidden: int = 32) -> Path:
+    """Save a tiny SDXL-style pipeline folder (two text encoders, text_time conditioning) at path.
+
+    te2_hidden other than CLIP-L's 32: diffusers' single-file loader tells the encoders apart by width
+    (as the real 768 and 1280 are), so a single file converted from this model loads both correctly."""
     import torch
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     path = Path(path)
     torch.manual_seed(seed)
-    te1_hidden, te2_hidden, projection = 32, 32, 32
+    te1_hidden, projection = 32, 32
     time_dim = 8
     # SDXL's layout: three levels, two resnets per level (so the LDM input_blocks/output_blocks
     # numbering is the real one), attention in the lower two levels, linear proj_in/out.
