@@ -7,12 +7,9 @@ data; the bare loop feeds fixed random latents and fixed token ids (no data load
 no checks). Steps/s are measured between the warm-up step and the last step, best of --repeat
 alternating runs. Target: trainer >= 0.9 x the bare loop once latents are cached.
 
-The GPU rows of the issue (full-size SD 1.5 architecture, 512 px, dim 32: fp16 + AdamW, and
-fp16 + gradient checkpointing + AdamW8bit + cached latents, with peak VRAM) need a CUDA machine:
-run with --gpu there (builds a random-weight SD 1.5-size model in a temp folder, ~2 GB). Those rows
-print trainer/estimate.py's VRAM estimate beside the measured peak (torch.cuda.max_memory_allocated,
-so the estimate's CUDA context is left out): the ratio calibrates the estimator's constants, which
-are sd-scripts' commonly reported peaks until this has run on a GPU.
+The GPU figures (full-size SD 1.5 and SDXL, peak VRAM and it/s per memory option, against a bare
+loop on the same card, beside trainer/estimate.py's estimate) are benchmarks/train_gpu.py; --gpu
+here runs it after the CPU table.
 
     python benchmarks/train.py [--steps 40] [--repeat 3] [--gpu]
 """
@@ -101,78 +98,11 @@ def bare_rate(model: Path, steps: int) -> float:
     return _rates(times)
 
 
-def build_sd15_random(path: Path) -> Path:
-    """A full-size SD 1.5-architecture pipeline folder with random fp16 weights (no download)."""
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from tests.tiny_models import SD_BETAS, _tokenizer
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8,
-                                block_out_channels=(320, 640, 1280, 1280), layers_per_block=2)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        sample_size=512)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072,
-                                        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
-                                        projection_dim=768, hidden_act="quick_gelu"))
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=_tokenizer(), unet=unet,
-                                   scheduler=DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False,
-                                                           steps_offset=1), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
-    pipe.to(torch.float16).save_pretrained(path, safe_serialization=True)
-    return path
-
-
-def gpu_rows(steps: int) -> None:
-    """it/s and peak VRAM of the issue's two GPU configurations (run on a CUDA machine)."""
-    import torch
-
-    from trainer.config import TrainConfig
-    from trainer.run import train
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        model = build_sd15_random(root / "sd15")
-        dataset = root / "dataset"
-        folder = dataset / "1_chara"
-        folder.mkdir(parents=True)
-        from PIL import Image
-
-        for i in range(4):
-            Image.new("RGB", (512, 512), (60 * i, 100, 150)).save(folder / f"{i}.png")
-            (folder / f"{i}.txt").write_text("chara, 1girl, solo", encoding="utf-8")
-        cases = {"(a) fp16 + AdamW": {},
-                 "(b) fp16 + gradient checkpointing + AdamW8bit + cached latents":
-                     {"gradient_checkpointing": True, "optimizer": "AdamW8bit", "cache_latents": True}}
-        # trainer/estimate.py's figure beside the measured peak: the ratio is what calibrates its constants
-        # (FAMILIES' activations_gb and checkpointing_factor, CUDA_CONTEXT_GB), which are uncalibrated today.
-        from trainer.estimate import CUDA_CONTEXT_GB, estimate_vram
-
-        print("| GPU case (SD 1.5 architecture, 512 px, batch 1, dim 32) | it/s | peak VRAM (GiB) | "
-              "estimate (GiB) | estimate / peak |")
-        print("|---|---:|---:|---:|---:|")
-        for name, extra in cases.items():
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            times: list[float] = []
-            config = TrainConfig(pretrained_model=str(model), dataset=dataset, output_dir=root / "out",
-                                 mixed_precision="fp16", network_dim=32, network_alpha=16, max_train_steps=steps,
-                                 validate_dataset=False, **extra)
-            train(config, lambda e, times=times: times.append(time.perf_counter()) if e["event"] == "step" else None)
-            rate = (len(times) - 2) / (times[-1] - times[1])
-            peak = torch.cuda.max_memory_allocated() / 2**30
-            estimate = estimate_vram(config).total_gb - CUDA_CONTEXT_GB  # allocated memory has no CUDA context
-            print(f"| {name} | {rate:.2f} | {peak:.2f} | {estimate:.2f} | {estimate / peak:.2f} |")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--gpu", action="store_true", help="also measure the full-size SD 1.5 GPU rows")
+    parser.add_argument("--gpu", action="store_true", help="also run benchmarks/train_gpu.py (a CUDA GPU)")
     args = parser.parse_args()
 
     import diffusers
@@ -207,11 +137,12 @@ def main() -> int:
     print(f"\ntarget: >= 0.90 of the bare loop: {'met' if ratio >= 0.9 else 'NOT met'} ({ratio:.2f}; CPU time is "
           "the figure compared because the shared machine's wall-clock is noisy)")
     if args.gpu and torch.cuda.is_available():
-        torch.set_num_threads(max(torch.get_num_threads(), 4))
         print()
-        gpu_rows(max(args.steps, 20))
+        import subprocess
+
+        subprocess.run([sys.executable, str(Path(__file__).with_name("train_gpu.py"))], check=False)
     else:
-        print("GPU rows (SD 1.5 architecture, 512 px, dim 32, it/s and peak VRAM): not measured here "
+        print("GPU figures (benchmarks/train_gpu.py: SD 1.5 and SDXL, it/s and peak VRAM): not measured here "
               "(no CUDA GPU; run with --gpu on one)")
     return 0
 
