@@ -33,3 +33,26 @@ def test_config_error_without_torch_and_the_pid_file(tmp_path: Path):
     (event,) = [json.loads(x) for x in events.read_text().splitlines()]
     assert event["event"] == "error" and "needs a GPU" in event["message"]
     assert events.with_suffix(".pid").read_text().strip() == str(proc.pid)  # recorded by the trainer itself
+
+
+def test_a_stale_or_reused_pid_is_no_live_trainer(tmp_path: Path):
+    from trainer.run_pid import live_trainer_pid, record_pid
+    from tui.trainer_run import TrainerRun
+
+    events = tmp_path / "run.jsonl"
+    other = subprocess.Popen(["sleep", "30"])  # a live process that is no trainer (a reused pid)
+    try:
+        record_pid(events, other.pid)
+        assert live_trainer_pid(events) is None and not TrainerRun.attach(events).running
+    finally:
+        other.kill()
+        other.wait()
+    record_pid(events, other.pid)  # gone now
+    assert live_trainer_pid(events) is None
+    trainer_like = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "trainer"])
+    try:
+        record_pid(events, trainer_like.pid)
+        assert live_trainer_pid(events) == trainer_like.pid and TrainerRun.attach(events).running
+    finally:
+        trainer_like.kill()
+        trainer_like.wait()

@@ -267,6 +267,14 @@ async def test_live_validation_marks_fields_without_torch(workspace: Path):
         await wait_until(pilot, lambda: not field.has_class("invalid"), what="the mark cleared")
         estimate = str(screen.query_one("#train-estimate", Static).render())
         assert "GB VRAM" in estimate and "gradient_checkpointing = true" in estimate
+        await wait_until(pilot, lambda: "steps (" in str(screen.query_one("#train-estimate", Static).render()),
+                         what="the step count")
+        field.focus()  # the focused field's help, from TrainConfig
+        await pilot.pause()
+        from trainer.config import TrainConfig
+
+        help_text = TrainConfig.__dataclass_fields__["resolution"].metadata["help"]
+        assert str(screen.query_one("#field-help", Static).render()) == f"resolution: {help_text}"
 
 
 @pytest.mark.slow
@@ -326,6 +334,7 @@ async def test_real_trainer_nan_shows_its_error_and_advice(workspace: Path, tiny
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert screen.finished["event"] == "error" and "training diverged" in screen.finished["message"]
+        assert screen.loading_notes, "the screen said nothing while the model loaded"
         error = str(screen.query_one("#train-error", Static).render())
         assert "training diverged" in error and "Lower learning_rate" in error
         assert "failed (exit code 1)" in status(screen)

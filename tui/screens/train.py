@@ -165,6 +165,7 @@ class TrainScreen(DataScreen):
         self.samples: list[str] = []
         self.saves: list[str] = []
         self.log_lines: list[str] = []
+        self.loading_notes: list[str] = []  # what the trainer said it loads before its first step
         self.plot_updates = 0
         self._plot_due = False
         self.weighted_images: int | None = None
@@ -418,6 +419,7 @@ class TrainScreen(DataScreen):
         self.trainer, self.total, self.last_step, self.finished = run, None, None, None
         self.interrupted, self.start_event, self.stops = None, None, 0
         self.losses, self.lrs, self.samples, self.saves = [], [], [], []
+        self.loading_notes = []
         self._plot_due = True
         self.running = run.running
         self.query_one("#train-progress", ProgressBar).update(total=None, progress=0)
@@ -511,6 +513,7 @@ class TrainScreen(DataScreen):
         bar = self.query_one("#train-progress", ProgressBar)
         status = self.query_one("#train-status", Static)
         if name == "load":
+            self.loading_notes.append(str(event.get("what", "")))
             status.update(f"loading: {event.get('what', '')}…")
         elif name == "start":
             self.start_event = event
