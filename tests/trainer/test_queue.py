@@ -97,6 +97,15 @@ def test_add_freezes_the_config_and_makes_output_names_unique(tmp_path: Path, ti
     assert [j["id"] for j in _jobs(root)] == [jobs[0]["id"], jobs[2]["id"]]
     unknown = _cli(root, "queue", "remove", "nope")
     assert unknown.returncode == 1 and "no queued job 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+    # A job left "running" before a reboot (another boot id) reads as failed and interrupted, even
+    # though its recorded runner pid is alive now (pids are reused after a reboot).
+    queue = JobQueue(root)
+    job = queue.get(jobs[0]["id"])
+    job.status, job.runner_pid, job.boot = "running", os.getpid(), "an-earlier-boot"
+    queue.save(job)
+    settled = queue.get(job.id)
+    assert settled.status == "failed" and settled.interrupted and "reboot" in settled.message
+    assert _jobs(root)[0]["status"] == "failed"
     bad = _cli(root, "queue", "add", "--mixed-precision", "fp16")  # refused at once: no GPU here
     assert bad.returncode == 1 and "needs a GPU" in bad.stderr
     assert len(_jobs(root)) == 2

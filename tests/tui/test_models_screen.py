@@ -3,6 +3,7 @@ and the run's sample images (real LoRA files written with safetensors)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,14 @@ async def test_lists_checks_resizes_and_shows_samples(workspace: Path):
     output = workspace / "output"
     lora = write_lora(output / "alice.safetensors", sd1_modules(rank=4), KOHYA_METADATA)
     sample = write_image(output / "sample" / "alice_000010_00_20260101.png", (64, 64), (200, 0, 0))
+    elsewhere = workspace.parent / "runs-elsewhere"  # a queued job's own output folder
+    bob = write_lora(elsewhere / "bob.safetensors", sd1_modules(rank=2), KOHYA_METADATA)
+    os.utime(bob, (1, 1))
+    from trainer.config import TrainConfig
+    from trainer.queue import JobQueue
+
+    JobQueue(workspace).add(TrainConfig(pretrained_model="org/model", dataset=workspace / "dataset",
+                                        output_dir=elsewhere, output_name="bob-next"))
     app = make_app(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("8")
@@ -34,7 +43,7 @@ async def test_lists_checks_resizes_and_shows_samples(workspace: Path):
         screen = app.screen
         assert isinstance(screen, ModelsScreen) and app.screen.title == "lorakit — Models"
         table = screen.query_one("#lora-table", DataTable)
-        assert table.row_count == 1 and screen.files == [lora.resolve()]
+        assert table.row_count == 2 and screen.files == [lora.resolve(), bob.resolve()]  # newest first
         await wait_until(pilot, lambda: screen.info is not None, timeout=60, what="lora info")
         assert "rank: 4" in str(screen.query_one("#lora-info", Static).render())
         assert screen.shown_image == sample  # the run's newest sample
@@ -43,5 +52,5 @@ async def test_lists_checks_resizes_and_shows_samples(workspace: Path):
         assert screen.check_report["modules"] > 0
         assert str(screen.query_one("#check-summary", Static).render()).startswith("ok")
         await pilot.press("z")
-        await wait_until(pilot, lambda: table.row_count == 2, timeout=60, what="the resized file")
+        await wait_until(pilot, lambda: table.row_count == 3, timeout=60, what="the resized file")
         assert (output / "alice-r2.safetensors").is_file()

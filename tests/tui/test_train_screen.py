@@ -385,3 +385,19 @@ async def test_reattach_live_then_killed_reads_as_interrupted(workspace: Path, t
         assert not screen.running and screen.query_one("#stop", Button).disabled
         assert "killed or crashed" in status(screen) and status(screen).startswith("step ")
         assert not screen.query_one("#start", Button).disabled
+
+
+async def test_ctrl_s_saves_the_form_to_train_keeping_comments(workspace: Path):
+    from prep.config import read_toml
+
+    config = workspace / "lorakit.toml"
+    config.write_text("# my notes on this workspace\n" + config.read_text())
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_train(pilot)
+        screen.query_one("#field-network_dim").value = "24"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    assert read_toml(config)["train"]["network_dim"] == 24
+    assert config.read_text().startswith("# my notes on this workspace\n")
