@@ -265,6 +265,13 @@ async def test_live_validation_marks_fields_without_torch(workspace: Path):
         assert "resolution 500 must be a multiple of 8" in str(screen.query_one("#train-problems", Static).render())
         field.value = "512"
         await wait_until(pilot, lambda: not field.has_class("invalid"), what="the mark cleared")
+        # An issue-16 option mistake (trainer.feature_checks) is marked on its own field as well.
+        weights = screen.query_one("#field-down_lr_weight")
+        weights.value = "sinus"
+        await wait_until(pilot, lambda: weights.has_class("invalid"), what="the block weights marked")
+        assert "down_lr_weight = 'sinus'" in str(screen.query_one("#train-problems", Static).render())
+        weights.value = "sine"
+        await wait_until(pilot, lambda: not weights.has_class("invalid"), what="the block weights cleared")
         estimate = str(screen.query_one("#train-estimate", Static).render())
         assert "GB VRAM" in estimate and "gradient_checkpointing = true" in estimate
         await wait_until(pilot, lambda: "steps (" in str(screen.query_one("#train-estimate", Static).render()),
