@@ -20,11 +20,12 @@ from prep.dataset import LORAKIT_DIR
 from prep.errors import JournalError
 from prep.fsio import atomic_write_bytes, exchange
 from prep.journal_write import content_id
+from prep.provenance import STORE_REL, restore_rows
 
 TRASH_DIR = "trash"
 PROGRESS_NAME = "undo-progress"
 _JOURNAL_FILE = re.compile(r"^(links|blobs)/\d{8}$")
-_OPS = {"write", "left", "move", "add"}
+_OPS = {"write", "left", "move", "add", "rows"}
 
 
 def read_entries(folder: Path) -> list[dict]:
@@ -77,6 +78,9 @@ def check_records(root: Path, folder: Path, records: list[dict]) -> None:
             raise _damaged(folder, record, "has an unknown kind")
         for key in ("src", "dst") if op == "move" else ("path",):
             _inside(root_real, root, record.get(key), folder, record)
+        if op == "rows" and (record.get("path") != STORE_REL or "blob" not in record
+                             or not isinstance(record.get("created", False), bool)):
+            raise _damaged(folder, record, "is a tag-store record for another file or without its rows")
         for key in ("swap", "link", "blob"):
             if key in record and not (isinstance(record[key], str) and _JOURNAL_FILE.match(record[key])):
                 raise _damaged(folder, record, f"names a journal file ({key}) outside the operation's folder")
@@ -185,6 +189,8 @@ class Reverter:
             self._revert_move(record)
         elif op == "add":
             self._revert_add(record)
+        elif op == "rows":
+            restore_rows(self.root, (self.folder / record["blob"]).read_bytes(), record.get("created", False))
 
     def _revert_write(self, index: int, record: dict) -> None:
         path = self._path(record["path"])

@@ -219,7 +219,7 @@ class Operation:
                 os.close(fd)
         if current == data:
             return None
-        self.provenance.before_change(rel, current)
+        self.provenance.before_change(rel, current, data)
         if st is None or rel in self._touched or not self._can_swap(st):
             self._remember(name, rel, data, current)
             return (name, data, None, 0)
@@ -326,6 +326,16 @@ class Operation:
         drain()
         return written
 
+    def record_store_rows(self, rel: str, previous: bytes, created: bool) -> None:
+        """Journal the tag store's rows an update is about to replace (prep.provenance; flushed
+        before the store's transaction commits). Undo gives them back through restore_rows."""
+        self._blob_seq += 1
+        blob = f"blobs/{self._blob_seq:08d}"
+        (self.folder / "blobs").mkdir(exist_ok=True)
+        atomic_write_bytes(self.folder / blob, previous)
+        self._append({"op": "rows", "path": rel, "blob": blob, "created": bool(created)})
+        self._entries.flush()
+
     def move(self, src: Path, dst: Path) -> None:
         """Move a file (an image to the trash, a rename); undo moves it back."""
         src, dst = Path(src), Path(dst)
@@ -360,7 +370,7 @@ class Operation:
         self._closed = True
         try:
             try:  # the watcher writes the tag store through this operation, once
-                self.provenance.before_close(self, sorted(self._touched))
+                self.provenance.before_close(self, sorted(self._touched), completed=state == "done")
             except OSError:
                 if state == "done":
                     raise

@@ -108,9 +108,10 @@ def rethreshold(root: str | Path, config: TagConfig, *, ensemble: str | None = N
         source = f"tagger:{models[0]}" if len(models) == 1 else f"tagger:{ensemble}({'+'.join(models)})"
         summary = RethresholdSummary(images=len(dataset), models=models, dry_run=dry_run)
         yield Started("tag", len(dataset))
+        listing: dict[str, dict[str, str]] = {}  # image_key's folder listings, read once each
         for item in dataset.items:
             rel = dataset.relative(item.image)
-            image = image_key(dataset.root, dataset.relative(item.caption_path))
+            image = image_key(dataset.root, dataset.relative(item.caption_path), listing)
             try:
                 data = item.caption_path.read_bytes()
                 tags = parse_caption(decode_caption_bytes(data))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prep.provenance import read_store, store_path
+from prep.provenance import read_store, source_kind, store_path
 from tests.conftest import write_image
 from tests.tagger.conftest import tags_of
 from tui.cli import main
@@ -39,6 +39,16 @@ def rows(root: Path, image: str) -> dict[str, tuple[str, float | None]]:
         store.close()
 
 
+def dump(root: Path) -> dict[str, list[tuple]]:
+    """Every row of the store, sorted, table by table."""
+    store = read_store(root)
+    assert store is not None
+    try:
+        return {t: sorted(store.db.execute(f"SELECT * FROM {t}")) for t in ("tags", "captions", "predictions")}
+    finally:
+        store.close()
+
+
 def test_tagger_records_sources_and_confidences(folder, model, tag_json):
     report = tag_json(folder, "--model", model)
     assert store_path(folder).is_file()
@@ -64,11 +74,13 @@ def test_existing_caption_tags_are_user_and_undo_keeps_the_store_in_step(folder,
     caption = folder / "3_red" / "red.txt"
     caption.write_bytes(b"scraped tag")
     tag_json(folder, "--model", model, "--mode", "append")
-    first = store_path(folder).read_bytes()
+    first = dump(folder)
+    assert first["tags"] and first["predictions"]
     assert rows(folder, "3_red/red.png")["scraped tag"] == ("user", None)
     tag_json(folder, "--model", model, "--mode", "overwrite", "--general-threshold", "0.99")
+    assert dump(folder) != first
     assert main(["undo", str(folder)]) == 0
-    assert store_path(folder).read_bytes() == first
+    assert dump(folder) == first  # every row of every table back, times included
     assert rows(folder, "3_red/red.png")["scraped tag"] == ("user", None)
     assert main(["undo", str(folder)]) == 0
     assert caption.read_bytes() == b"scraped tag" and not store_path(folder).exists()
@@ -138,3 +150,39 @@ def test_where_source_and_confidence_pick_the_tags_removed(folder, model, tag_js
     assert caption.read_text(encoding="utf-8") == "my tag"
     assert main(["tags", str(folder), "add", "x", "--where", "source:tagger"]) == 0  # selects images: none left
     assert main(["tags", str(folder), "remove", "*", "--where", "source:robot"]) != 0  # unknown source kind
+
+
+def test_store_is_updated_in_place_and_undo_of_tags_add_restores_its_rows(folder, model, tag_json):
+    tag_json(folder, "--model", model)
+    store_file = store_path(folder)
+    inode = store_file.stat().st_ino
+    before = dump(folder)
+    assert main(["tags", str(folder), "add", "extra", "--where", "concept:3_red"]) == 0
+    assert store_file.stat().st_ino == inode  # updated in place, not rewritten whole
+    after = dump(folder)
+    added = [row for row in after["tags"] if row not in before["tags"]]
+    assert sorted((r[0], r[1], source_kind(r[2])) for r in added) == [("3_red/blue.png", "extra", "command"),
+                                                                     ("3_red/red.png", "extra", "command")]
+    unchanged = [row for row in before["tags"]]
+    assert all(row in after["tags"] for row in unchanged)  # the other rows untouched, times included
+    assert main(["undo", str(folder)]) == 0
+    assert dump(folder) == before
+
+
+def test_a_damaged_rows_record_is_refused_before_anything_changes(folder, model, tag_json, capsys):
+    tag_json(folder, "--model", model)
+    assert main(["tags", str(folder), "add", "extra"]) == 0
+    caption = folder / "3_red" / "red.txt"
+    written = caption.read_bytes()
+    journal = folder / ".lorakit" / "journal"
+    newest = sorted(p for p in journal.iterdir() if p.is_dir())[-1]
+    import json as _json
+
+    records = [_json.loads(line) for line in (newest / "entries.jsonl").read_text().splitlines()]
+    rows = next(r for r in records if r["op"] == "rows")
+    (newest / rows["blob"]).write_bytes(b'{"images": ["x"], "tags": [[1, 2]], "captions": [], "predictions": []}')
+    capsys.readouterr()
+    assert main(["undo", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "damaged" in err and "Traceback" not in err
+    assert caption.read_bytes() == written  # nothing was undone
