@@ -94,6 +94,10 @@ async def test_queue_add_reorder_run_and_stop_from_the_train_screen(workspace: P
             table = screen.query_one("#queue-table", DataTable)
             await wait_until(pilot, lambda: table.row_count == 2, what="the queue listed")
             assert rows(table)[0][1] == "running"
+            await pilot.press("ctrl+r")  # one run at a time: refused while the queue runs a job
+            await pilot.pause()
+            assert screen.trainer.events == queue.events_path(long["id"])
+            assert not list((workspace / ".lorakit" / "runs").glob("*.jsonl"))
             await pilot.press("k")  # stop: the trainer saves its state, the queue ends
             await wait_until(pilot, lambda: rows(table)[0][1] == "stopped", timeout=300, what="the stopped job")
             await wait_until(pilot, lambda: runner_pid(queue) is None, timeout=60, what="the runner to end")
@@ -106,6 +110,9 @@ async def test_queue_add_reorder_run_and_stop_from_the_train_screen(workspace: P
             assert any((workspace / "output").glob("q-2-step*-state/train_state.json"))  # its state was saved
             await wait_until(pilot, lambda: "stopped" in str(screen.query_one("#train-status").render()),
                              timeout=60, what="the followed job shown stopped")
+            await pilot.press("R")  # a queue job resumes through the queue (its frozen config), not the form
+            await pilot.pause()
+            assert screen.trainer.events == queue.events_path(long["id"]) and not screen.running
     finally:
         pid = runner_pid(queue)
         if pid is not None:

@@ -400,6 +400,12 @@ class TrainScreen(DataScreen):
         if self.running:
             self.notify("training is already running (x stops it)", severity="warning")
             return
+        from trainer.queue_runner import runner_pid
+
+        if runner_pid(self.queue()) is not None:  # one run at a time: the queue's job holds the GPU
+            self.notify("the queue is running a job; k stops the queue, or a adds this run to it",
+                        severity="warning", timeout=8)
+            return
         if self.form_problems:  # started anyway: the trainer's own error line and advice are shown
             self.notify(next(iter(self.form_problems.values())), title="the config has a problem",
                         severity="warning", timeout=6)
@@ -454,6 +460,11 @@ class TrainScreen(DataScreen):
     def action_resume(self) -> None:
         if self.running:
             self.notify("training is running", severity="warning")
+            return
+        if self.trainer is not None and self.trainer.events.resolve().parent == self.queue().folder:
+            # A queue job resumes with its own frozen config, which the runner holds: not the form's.
+            self.notify("this run is a queue job: u runs the queue, which resumes it from its saved state",
+                        severity="warning", timeout=8)
             return
         state = self.resume_state()
         if state is None:
