@@ -36,7 +36,8 @@ def emulator():
 
 
 def source_rows(table: DataTable) -> dict[str, tuple[str, str]]:
-    return {str(row[0]): (str(row[1]), str(row[2])) for row in (table.get_row_at(i) for i in range(table.row_count))}
+    """tag -> (source, confidence) as the table shows them (columns Tag, p, Source)."""
+    return {str(row[0]): (str(row[2]), str(row[1])) for row in (table.get_row_at(i) for i in range(table.row_count))}
 
 
 async def test_edit_shows_each_tags_source_and_confidence(tmp_path: Path, emulator: Emulator, monkeypatch):
@@ -66,7 +67,7 @@ async def test_edit_shows_each_tags_source_and_confidence(tmp_path: Path, emulat
         tagged = {tag: value for tag, value in rows.items() if value[0].startswith("tagger:")}
         assert tagged, rows
         for _tag, (source, confidence) in tagged.items():
-            assert "tiny-tagger" in source and 0.0 <= float(confidence) <= 1.0
+            assert source == "tagger:tiny-tagger" and 0.0 <= float(confidence) <= 1.0  # the folder's name
         await pilot.press("down")  # the other image: its own post id
         await wait_until(pilot, lambda: screen.current_record() is not record, what="the next image")
         other = Path(screen.current_record().image).stem.split("_")[-1]

@@ -60,7 +60,7 @@ class CleanScreen(DataScreen):
             with Vertical(id="clean-left"):
                 yield Static("[clean] rules (ctrl+s saves)", classes="heading", markup=False)
                 yield OptionForm(CleanConfig, FIELDS, table_for_form(self.table_values()), id="clean-form")
-                yield Input(placeholder="only captions matching QUERY (e.g. concept:5_alice)", id="where", classes="line-input")
+                yield Input(placeholder="where QUERY (e.g. concept:5_alice)", id="where", classes="line-input")
             with Vertical(id="clean-right"):
                 yield Static("", id="clean-summary", classes="summary")
                 yield DataTable(id="clean-preview", cursor_type="row", zebra_stripes=True)

@@ -69,14 +69,14 @@ class ConceptScreen(DataScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="concept-main"):
             with Vertical(id="concept-left"):
-                yield Static("Rare single-token candidates (enter: use as trigger)", classes="heading")
+                yield Static("Rare one-token words (enter: use)", classes="heading")
                 yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True)
             with Vertical(id="concept-right"):
-                yield Static("[concept] (ctrl+s saves, ctrl+r applies)", classes="heading", markup=False)
+                yield Static("[concept] (^s saves, ^r applies)", classes="heading", markup=False)
                 yield OptionForm(ConceptConfig, ["trigger", "remove_names", "concept"], self.table_values(),
                                  id="concept-form")
                 yield Static("Check a word", classes="heading")
-                yield Input(placeholder="w: a word of your own, enter checks it", id="word", classes="line-input")
+                yield Input(placeholder="w: your own word, enter checks", id="word", classes="line-input")
                 yield Static("", id="word-check", classes="summary")
 
     def on_mount(self) -> None:

@@ -34,6 +34,15 @@ LOAD, COUNT, SAVE, EDIT = "selection", "count-changes", "save-caption", "tags-ed
 QUERY_HINT = "/ filter: red hair, -hat, blonde hair|yellow hair, *ribbon, concept:5_alice"
 
 
+def short_source(source: str) -> str:
+    """`tagger:<model>` with the model's last path part (a local folder's full path, a hub id's
+    owner, do not fit a pane); booru, user and command sources as stored."""
+    kind, _, model = source.partition(":")
+    if kind in ("tagger", "caption") and model:
+        return f"{kind}:{model.rstrip('/').replace(chr(92), '/').rsplit('/', 1)[-1]}"
+    return source
+
+
 def _load(dataset: Path, query: str) -> tuple[Selection, TagSuggester]:
     """The selection and a completer over its tags and the Danbooru list (built off the UI thread)."""
     from prep.tag_vocabulary import danbooru_tags
@@ -92,7 +101,7 @@ class EditScreen(DataScreen):
                 yield ImagePreview(id="edit-image")
                 yield Static("", id="caption", classes="summary")
                 yield DataTable(id="tag-sources", cursor_type="none", zebra_stripes=True, show_cursor=False)
-                yield Static("History (newest first, ctrl+z undoes)", classes="heading")
+                yield Static("History (ctrl+z undoes)", classes="heading")
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True, show_cursor=False)
         yield Input(placeholder=f": {USAGE}", id="command", classes="line-input")
 
@@ -100,7 +109,7 @@ class EditScreen(DataScreen):
         self.query_one("#tags", DataTable).add_columns("Count", "Tag", "Typo of")
         self.query_one("#images", DataTable).add_columns("Image", "Tags")
         self.query_one("#history", DataTable).add_columns("Id", "Command", "Files", "When")
-        self.query_one("#tag-sources", DataTable).add_columns("Tag", "Source", "p")
+        self.query_one("#tag-sources", DataTable).add_columns("Tag", "p", "Source")
         self.query_one("#command", Input).display = False
 
     # -- loading ------------------------------------------------------------------------------
@@ -229,7 +238,8 @@ class EditScreen(DataScreen):
         rows = []
         for tag in record.tags if record.exists else []:
             source, confidence = found.get(tag, ("", None))
-            rows.append(((tag, source, "" if confidence is None else f"{confidence:.2f}"), tag))
+            shown = "" if confidence is None else f"{confidence:.2f}"
+            rows.append(((tag, shown, short_source(source)), tag))
         fill_table(table, rows)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -53,12 +53,12 @@ class TagScreen(DataScreen):
     def compose_body(self) -> ComposeResult:
         from tagger.models import KNOWN_MODELS
 
-        known = ", ".join(m.repo.split("/")[-1] for m in KNOWN_MODELS[:4])
+        known = ", ".join(m.repo.split("/")[-1] for m in KNOWN_MODELS[:2])
         with Horizontal(id="tag-main"):
             with Vertical(id="tag-left"):
                 yield Static("[tagger] (ctrl+s saves, ctrl+r tags, t tries)", classes="heading", markup=False)
                 yield OptionForm(self.config_class(), FIELDS, self.table_values(), id="tag-form")
-                yield Static(f"known models: {known}, … (`lorakit tag --list-models`); or a folder with "
+                yield Static(f"models: {known}, … (`lorakit tag --list-models`) or a folder with "
                              "model.onnx + selected_tags.csv", classes="summary")
                 yield Static("provider: …", id="provider", classes="summary")
             with Vertical(id="tag-middle"):

@@ -27,7 +27,7 @@ class JobBar(Horizontal):
 
     DEFAULT_CSS = """
     JobBar { height: 1; padding: 0 1; }
-    JobBar ProgressBar { width: 40; }
+    JobBar ProgressBar { width: 26; }  /* leaves the summary line room at 80 columns */
     JobBar ProgressBar Bar { width: 1fr; }
     JobBar #job-status { width: 1fr; height: 1; padding-left: 1; }
     """
