@@ -20,8 +20,7 @@ from prep.captions import TAG_SEPARATOR, CaptionEncodingError, decode_caption_by
 from prep.config import option
 from prep.dataset import Dataset, Item
 from prep.events import Advanced, Event, Finished, Started, Warned
-from prep.journal import Journal, Operation
-from prep.provenance import note_sources
+from tagger.caption_writer import CaptionWriter, WriteCounts
 from tagger.errors import TaggerError
 from tagger.models import hub_errors, quiet_hub_logs
 from tagger.preprocess import ImageLoadError, open_rgb
@@ -68,20 +67,10 @@ class CaptionResult:
 
 
 @dataclass
-class CaptionSummary:
-    images: int = 0
-    written: int = 0
-    skipped: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    model: str = ""
+class CaptionSummary(WriteCounts):
     device: str = ""
     batches: int = 0
-    dry_run: bool = False
-    would_write: int = 0
-    seconds: float = 0.0
     results: list[CaptionResult] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "written": self.written, "skipped": self.skipped,
@@ -257,8 +246,7 @@ def caption_dataset(root: str | Path, config: CaptionConfig, *, dry_run: bool = 
         captioner.model_type if captioner else "")
     yield Started(STAGE, len(dataset))
     yield from pending
-    operation: Operation | None = None
-    try:
+    with CaptionWriter(dataset.root, _command_line(config)) as writer:
         for start in range(0, len(todo), config.batch_size):
             chunk = todo[start:start + config.batch_size]
             images, ready = [], []
@@ -289,29 +277,12 @@ def caption_dataset(root: str | Path, config: CaptionConfig, *, dry_run: bool = 
                         yield Warned("the model wrote an empty caption; file not written", str(item.image))
                 else:
                     result.caption = final
-                    if dry_run:
-                        summary.would_write += 1
-                    else:
-                        if operation is None:
-                            operation = Journal(dataset.root).begin(_command_line(config))
-                        sentence_tags = parse_caption(f"{config.prefix}{sentence}")
-                        note_sources(operation, item.caption_path,
-                                     {tag: (f"caption:{config.model}", None) for tag in sentence_tags})
-                        if operation.write_text(item.caption_path, final):
-                            summary.written += 1
-                        else:
-                            summary.unchanged += 1
+                    sentence_tags = parse_caption(f"{config.prefix}{sentence}")
+                    writer.put(summary, item.caption_path, final,
+                               {tag: (f"caption:{config.model}", None) for tag in sentence_tags})
                 if collect:
                     summary.results.append(result)
                 yield Advanced(1, rel)
-    except BaseException as exc:
-        if operation is not None:
-            operation.close("done" if isinstance(exc, GeneratorExit) else "failed")
-            operation = None
-        raise
-    finally:
-        if operation is not None:
-            operation.close()
     summary.seconds = time.perf_counter() - started
     yield Finished(summary)
 

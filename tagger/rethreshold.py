@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from prep.captions import CaptionEncodingError, decode_caption_bytes, parse_caption
+from prep.captions import CaptionEncodingError, decode_caption_bytes, format_caption, parse_caption
 from prep.dataset import Dataset
 from prep.events import Advanced, Event, Finished, Started
-from prep.journal import Journal, Operation
-from prep.provenance import USER, TagStore, caption_hash, image_key, note_sources, read_store, source_kind
+from prep.provenance import USER, TagStore, caption_hash, image_key, read_store, source_kind
+from tagger.caption_writer import CaptionWriter, WriteCounts
 from tagger.config import TagConfig
 from tagger.errors import TaggerError
 from tagger.labels import CATEGORY_CHARACTER, CATEGORY_GENERAL
@@ -32,15 +32,8 @@ ENSEMBLES = ("mean", "max")
 
 
 @dataclass
-class RethresholdSummary:
-    images: int = 0
-    written: int = 0
-    unchanged: int = 0
-    skipped: int = 0
+class RethresholdSummary(WriteCounts):
     models: list[str] = field(default_factory=list)
-    dry_run: bool = False
-    would_write: int = 0
-    seconds: float = 0.0
     results: list[dict[str, object]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -100,68 +93,58 @@ def rethreshold(root: str | Path, config: TagConfig, *, ensemble: str | None = N
     store = read_store(dataset.root)
     if store is None:
         raise TaggerError(f"{dataset.root}: no .lorakit/tags.sqlite; run lorakit tag first (it stores confidences)")
-    operation: Operation | None = None
     try:
-        models = choose_models(store, config, ensemble)
-        general_t = _threshold(config.general_threshold, models, True)
-        character_t = _threshold(config.character_threshold, models, False)
-        source = f"tagger:{models[0]}" if len(models) == 1 else f"tagger:{ensemble}({'+'.join(models)})"
-        summary = RethresholdSummary(images=len(dataset), models=models, dry_run=dry_run)
-        yield Started("tag", len(dataset))
-        listing: dict[str, dict[str, str]] = {}  # image_key's folder listings, read once each
-        for item in dataset.items:
-            rel = dataset.relative(item.image)
-            image = image_key(dataset.root, dataset.relative(item.caption_path), listing)
-            try:
-                data = item.caption_path.read_bytes()
-                tags = parse_caption(decode_caption_bytes(data))
-            except FileNotFoundError:
-                data, tags = b"", []
-            except (OSError, CaptionEncodingError):
-                summary.skipped += 1
-                yield Advanced(1, rel)
-                continue
-            rows = store.predictions(image, models)
-            stored_hash = store.stored_hash(image)
-            if not rows or (stored_hash is not None and stored_hash != caption_hash(data)):
-                summary.skipped += 1  # never tagged, or edited by hand since: the user's caption stays
-                yield Advanced(1, rel)
-                continue
-            sources = store.sources(image)
-            kept = [t for t in tags if source_kind(sources[t].source if t in sources else USER) != "tagger"]
-            pool = combine(rows, models, ensemble or "mean")
-            general = {t: p for t, (c, p) in pool.items() if c == CATEGORY_GENERAL}
-            chars = {t: p for t, (c, p) in pool.items() if c == CATEGORY_CHARACTER}
-            g_t, c_t = general_t, character_t
-            if config.mcut and len(general) > 1:
-                g_t = mcut_threshold(np.asarray(list(general.values()), dtype=np.float32))
-            if config.character_mcut and len(chars) > 1:
-                c_t = max(CHARACTER_MCUT_FLOOR, mcut_threshold(np.asarray(list(chars.values()), dtype=np.float32)))
-            chosen = sorted(((t, p) for t, p in chars.items() if p > c_t), key=lambda x: -x[1]) if config.characters \
-                else []
-            chosen += sorted(((t, p) for t, p in general.items() if p > g_t), key=lambda x: -x[1])
-            present = set(kept)
-            added = [(t, p) for t, p in chosen if t not in present]
-            final = kept + [t for t, _ in added]
-            if collect:
-                summary.results.append({"path": rel, "tags": [[t, round(p, 6)] for t, p in added]})
-            if final == tags:
-                summary.unchanged += 1
-            elif dry_run:
-                summary.would_write += 1
-            else:
-                if operation is None:
-                    operation = Journal(dataset.root).begin(_command_line(config, ensemble))
-                note_sources(operation, item.caption_path, {t: (source, p) for t, p in added})
-                if operation.write_caption(item.caption_path, final):
-                    summary.written += 1
-                else:
+        with CaptionWriter(dataset.root, _command_line(config, ensemble)) as writer:
+            models = choose_models(store, config, ensemble)
+            general_t = _threshold(config.general_threshold, models, True)
+            character_t = _threshold(config.character_threshold, models, False)
+            source = f"tagger:{models[0]}" if len(models) == 1 else f"tagger:{ensemble}({'+'.join(models)})"
+            summary = RethresholdSummary(images=len(dataset), models=models, dry_run=dry_run)
+            yield Started("tag", len(dataset))
+            listing: dict[str, dict[str, str]] = {}  # image_key's folder listings, read once each
+            for item in dataset.items:
+                rel = dataset.relative(item.image)
+                image = image_key(dataset.root, dataset.relative(item.caption_path), listing)
+                try:
+                    data = item.caption_path.read_bytes()
+                    tags = parse_caption(decode_caption_bytes(data))
+                except FileNotFoundError:
+                    data, tags = b"", []
+                except (OSError, CaptionEncodingError):
+                    summary.skipped += 1
+                    yield Advanced(1, rel)
+                    continue
+                rows = store.predictions(image, models)
+                stored_hash = store.stored_hash(image)
+                if not rows or (stored_hash is not None and stored_hash != caption_hash(data)):
+                    summary.skipped += 1  # never tagged, or edited by hand since: the user's caption stays
+                    yield Advanced(1, rel)
+                    continue
+                sources = store.sources(image)
+                kept = [t for t in tags if source_kind(sources[t].source if t in sources else USER) != "tagger"]
+                pool = combine(rows, models, ensemble or "mean")
+                general = {t: p for t, (c, p) in pool.items() if c == CATEGORY_GENERAL}
+                chars = {t: p for t, (c, p) in pool.items() if c == CATEGORY_CHARACTER}
+                g_t, c_t = general_t, character_t
+                if config.mcut and len(general) > 1:
+                    g_t = mcut_threshold(np.asarray(list(general.values()), dtype=np.float32))
+                if config.character_mcut and len(chars) > 1:
+                    c_t = max(CHARACTER_MCUT_FLOOR, mcut_threshold(np.asarray(list(chars.values()), dtype=np.float32)))
+                chosen = sorted(((t, p) for t, p in chars.items() if p > c_t), key=lambda x: -x[1]) if config.characters \
+                    else []
+                chosen += sorted(((t, p) for t, p in general.items() if p > g_t), key=lambda x: -x[1])
+                present = set(kept)
+                added = [(t, p) for t, p in chosen if t not in present]
+                final = kept + [t for t, _ in added]
+                if collect:
+                    summary.results.append({"path": rel, "tags": [[t, round(p, 6)] for t, p in added]})
+                if final == tags:
                     summary.unchanged += 1
-            yield Advanced(1, rel)
+                else:
+                    writer.put(summary, item.caption_path, format_caption(final), {t: (source, p) for t, p in added})
+                yield Advanced(1, rel)
     finally:
         store.close()
-        if operation is not None:
-            operation.close()
     summary.seconds = time.perf_counter() - started
     yield Finished(summary)
 

@@ -9,11 +9,9 @@ from pathlib import Path
 
 from prep.captions import CaptionEncodingError, format_caption, read_caption
 from prep.dataset import Dataset, Item
-from prep.errors import PrepError
 from prep.events import Advanced, Event, Finished, Started, Warned
-from prep.journal import Journal, Operation
-from prep.journal_write import failure_message
-from prep.provenance import note_sources, stored_predictions
+from prep.provenance import stored_predictions
+from tagger.caption_writer import CaptionWriter, WriteCounts
 from tagger.compose import CaptionStyle, caption_tags, combine, split_tag_list, with_rating
 from tagger.config import TagConfig
 from tagger.errors import TaggerError
@@ -40,19 +38,9 @@ class ImageResult:
 
 
 @dataclass
-class TagSummary:
-    images: int = 0
-    written: int = 0
-    skipped: int = 0
-    unchanged: int = 0
-    failed: int = 0
+class TagSummary(WriteCounts):
     provider: str = ""
-    model: str = ""
-    dry_run: bool = False
-    would_write: int = 0
-    seconds: float = 0.0
     results: list[ImageResult] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -165,9 +153,8 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
     prepared = prepare_images([item.image for item in todo], side, workers, window=batch_size + 2 * workers,
                               prepare=FAMILIES[model.files.family].prepare)
 
-    operation: Operation | None = None
     known: dict[str, set[tuple[str, str]]] = {}  # the store's (image, model) pairs, read once when needed
-    try:
+    with CaptionWriter(dataset.root, _command_line(config)) as writer:
         for batch in batches(prepared, batch_size, side):
             for failure in batch.failed:
                 summary.failed += 1  # counted once: as unreadable, not also as skipped
@@ -200,37 +187,15 @@ def tag_dataset(root: str | Path, config: TagConfig, *, dry_run: bool = False, c
                     if not dry_run and (rel_caption := dataset.relative(item.caption_path)) \
                             and not stored_predictions(dataset.root, rel_caption, model.files.name, known):
                         # The caption stays; this model's confidences, new to the store, still go there.
-                        if operation is None:
-                            operation = Journal(dataset.root).begin(_command_line(config))
-                        note_sources(operation, item.caption_path, {},
-                                     (model.files.name, _prediction_rows(row, labels, style)))
+                        writer.keep_predictions(item.caption_path,
+                                                (model.files.name, _prediction_rows(row, labels, style)))
                 else:
                     result.caption = format_caption(final)
-                    if dry_run:
-                        summary.would_write += 1
-                    else:
-                        if operation is None:
-                            operation = Journal(dataset.root).begin(_command_line(config))
-                        note_sources(operation, item.caption_path, _sources(pred, tagged, new, model.files.name),
-                                     (model.files.name, _prediction_rows(row, labels, style)))
-                        if operation.write_caption(item.caption_path, final):
-                            summary.written += 1
-                        else:
-                            summary.unchanged += 1
+                    writer.put(summary, item.caption_path, result.caption, _sources(pred, tagged, new, model.files.name),
+                               (model.files.name, _prediction_rows(row, labels, style)))
                 if collect:
                     summary.results.append(result)
                 yield Advanced(1, rel)
-    except BaseException as exc:
-        if operation is not None:
-            # A stopped consumer (GeneratorExit) is a normal end; anything else is recorded as failed.
-            operation.close("done" if isinstance(exc, GeneratorExit) else "failed")
-            root, operation = operation.root, None
-            if isinstance(exc, OSError):
-                raise PrepError(failure_message(exc, root)) from exc
-        raise
-    finally:
-        if operation is not None:
-            operation.close()
     summary.seconds = time.perf_counter() - started
     yield Finished(summary)
 

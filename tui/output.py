@@ -122,3 +122,25 @@ def _stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def add_write_run_flags(parser, json_fields: str) -> None:
+    """`--dry-run` and `--json` of the commands that write captions per image (tag, caption)."""
+    parser.add_argument("--dry-run", action="store_true", help="print what would be written, change nothing")
+    parser.add_argument("--json", action="store_true", help=f"print {json_fields} as JSON")
+
+
+def print_write_run(summary: Any, args: Any, verb: str, detail: str) -> int:
+    """The output of a tag or caption run: JSON, or (dry run) each caption then one summary line."""
+    if args.json:
+        print_json(summary.to_dict())
+        return 0
+    if args.dry_run:
+        for result in summary.results:
+            if result.caption is not None:
+                print(f"{result.path}: {result.caption}")
+    done = f"{summary.would_write} would be written" if args.dry_run else f"{summary.written} written"
+    failed = f", {summary.failed} unreadable" if summary.failed else ""
+    print(f"{verb} {summary.images} image(s) with {summary.model}{detail}: {done}, {summary.skipped} skipped"
+          f"{failed}, {summary.unchanged} unchanged ({summary.seconds:.1f} s)")
+    return 0

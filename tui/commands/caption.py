@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prep.config import add_arguments, load_options
 from tagger.captioner import CaptionConfig
-from tui.output import drive, print_json
+from tui.output import add_write_run_flags, drive, print_write_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,9 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Options also come from [caption] in lorakit.toml.")
     parser.add_argument("dataset", type=Path, metavar="DATASET", help="dataset or folder of images")
     add_arguments(parser, CaptionConfig)
-    parser.add_argument("--dry-run", action="store_true", help="print what would be written, change nothing")
-    parser.add_argument("--json", action="store_true",
-                        help='print {"images", "written", "skipped", "results": [...]} as JSON')
+    add_write_run_flags(parser, '{"images", "written", "skipped", "results": [...]}')
     parser.set_defaults(func=run)
 
 
@@ -33,16 +31,4 @@ def run(args: argparse.Namespace) -> int:
 
     events = caption_dataset(args.dataset, config, dry_run=args.dry_run, collect=args.json or args.dry_run)
     summary = drive(events, label="captioning", quiet=args.json)
-    if args.json:
-        print_json(summary.to_dict())
-        return 0
-    if args.dry_run:
-        for result in summary.results:
-            if result.caption is not None:
-                print(f"{result.path}: {result.caption}")
-    done = f"{summary.would_write} would be written" if args.dry_run else f"{summary.written} written"
-    failed = f", {summary.failed} unreadable" if summary.failed else ""
-    on = f" on {summary.device}" if summary.device else ""
-    print(f"captioned {summary.images} image(s) with {summary.model}{on}: {done}, {summary.skipped} skipped"
-          f"{failed}, {summary.unchanged} unchanged ({summary.seconds:.1f} s)")
-    return 0
+    return print_write_run(summary, args, "captioned", f" on {summary.device}" if summary.device else "")

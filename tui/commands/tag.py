@@ -9,7 +9,14 @@ from pathlib import Path
 from prep.config import add_arguments, load_options
 from tagger.config import TagConfig
 from tagger.models import DEFAULT_MODEL, KNOWN_MODELS
-from tui.output import add_follow_symlinks, drive, expand_at_files, print_json
+from tui.output import (
+    add_follow_symlinks,
+    add_write_run_flags,
+    drive,
+    expand_at_files,
+    print_json,
+    print_write_run,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--always-first", nargs="+", action="extend", metavar="TAG", dest="always_first",
                         default=argparse.SUPPRESS,
                         help="tags moved to the front when predicted, in this order (@file reads one per line)")
-    parser.add_argument("--dry-run", action="store_true", help="print what would be written, change nothing")
-    parser.add_argument("--json", action="store_true",
-                        help='print {"images", "written", "skipped", "provider", "results": [...]} as JSON')
+    add_write_run_flags(parser, '{"images", "written", "skipped", "provider", "results": [...]}')
     parser.add_argument("--list-models", action="store_true", help="list the known models and their thresholds")
     parser.add_argument("--rethreshold", action="store_true",
                         help="re-apply --general-threshold/--character-threshold/--mcut to the confidences stored "
@@ -78,18 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     events = tag_dataset(args.dataset, config, dry_run=args.dry_run, collect=args.json or args.dry_run)
     summary = drive(events, label="tagging")
-    if args.json:
-        print_json(summary.to_dict())
-        return 0
-    if args.dry_run:
-        for result in summary.results:
-            if result.caption is not None:
-                print(f"{result.path}: {result.caption}")
-    done = f"{summary.would_write} would be written" if args.dry_run else f"{summary.written} written"
-    failed = f", {summary.failed} unreadable" if summary.failed else ""
-    print(f"tagged {summary.images} image(s) with {summary.model} on {summary.provider}: {done}, "
-          f"{summary.skipped} skipped{failed}, {summary.unchanged} unchanged ({summary.seconds:.1f} s)")
-    return 0
+    return print_write_run(summary, args, "tagged", f" on {summary.provider}")
 
 
 def _rethreshold(args: argparse.Namespace, config: TagConfig) -> int:
