@@ -88,12 +88,18 @@ def save_caption(dataset: Path, caption: Path, text: str) -> tuple[Path, bool]:
         raise PrepError(f"{caption}: not inside the dataset {dataset}; not written") from None
     tags = parse_caption(text)
     from prep.captions import format_caption
+    from prep.provenance import USER, note_sources, store_path
 
     try:
-        if caption.read_bytes() == format_caption(tags).encode("utf-8"):
-            return caption, False  # nothing to write: no empty journal entry either
+        current: bytes | None = caption.read_bytes()
     except FileNotFoundError:
-        pass
+        current = None
+    if current == format_caption(tags).encode("utf-8"):
+        return caption, False  # nothing to write: no empty journal entry either
     with Journal(dataset).begin(f"edit caption {rel}") as op:
+        if store_path(dataset).is_file():
+            # The tags typed here are the user's; the ones already there keep their source.
+            had = set(parse_caption(current.decode("utf-8", "replace"))) if current is not None else set()
+            note_sources(op, caption, {tag: (USER, None) for tag in tags if tag not in had})
         changed = op.write_caption(caption, tags)
     return caption, changed

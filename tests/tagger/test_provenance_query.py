@@ -145,3 +145,26 @@ def test_bad_source_terms_are_one_line_errors(dataset, capsys):
         assert main(["tags", str(root), "find", query]) != 0
         err = capsys.readouterr().err
         assert "Traceback" not in err and query.split("<")[0] in err
+
+
+def test_tui_editor_tags_count_as_user_and_clean_keeps_sources(dataset, capsys):
+    from tui.edit_model import save_caption
+
+    root, red, _blue = dataset
+    caption = root / "3_red" / "red.txt"
+    kept = tags(caption)
+    save_caption(root, caption, ", ".join([*kept, "typed here"]))
+    store = read_store(root)
+    assert store is not None
+    try:
+        found = {t: s.source for t, s in store.sources("3_red/red.png", caption.read_bytes()).items()}
+    finally:
+        store.close()
+    assert found["typed here"] == "user" and found["booru tag"] == "booru:danbooru:7"
+    assert all(found[t].startswith("tagger:") for t in red)
+    # clean rewrites the caption (a rule that changes it): the sources of the tags it keeps stay.
+    cli_json(capsys, "clean", str(root), "--remove", "typed here")
+    assert {Path(i["image"]).name for i in cli_json(capsys, "tags", str(root), "find", "source:tagger")["items"]} \
+        == {"red.png", "blue.png"}
+    assert {Path(i["image"]).name for i in cli_json(capsys, "tags", str(root), "find", "source:user")["items"]} \
+        == {"red.png"}  # `my tag` (hand-written before any run) is still the user's
