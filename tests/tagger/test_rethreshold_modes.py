@@ -97,3 +97,20 @@ def test_ensemble_combines_two_models_stored_runs(folder, model_dir, tmp_path, t
     # The two rules disagree somewhere on these images (else the test could not tell them apart).
     a, b = general(run_a, "red.png"), general(run_b, "red.png")
     assert any(max(a.get(t, 0), b.get(t, 0)) > threshold >= (a.get(t, 0) + b.get(t, 0)) / 2 for t in set(a) | set(b))
+
+
+def test_rethreshold_dry_run_writes_nothing_and_counts(folder, model_dir, tmp_path, tag_json, monkeypatch):
+    model = tmp_path / "model-a"
+    shutil.copytree(model_dir, model)
+    tag_json(folder, "--model", model, "--general-threshold", "0.9", "--character-threshold", "0.99")
+    before = {p.name: p.read_bytes() for p in (folder / "3_red").glob("*.txt")}
+    journal = sorted((folder / ".lorakit" / "journal").iterdir())
+    refuse_sessions(monkeypatch)
+    out = tag_json(folder, "--model", model, "--rethreshold", "--general-threshold", "0.1", "--dry-run")
+    assert out["dry_run"] is True and out["would_write"] >= 1 and out["written"] == 0
+    assert {p.name: p.read_bytes() for p in (folder / "3_red").glob("*.txt")} == before
+    assert sorted((folder / ".lorakit" / "journal").iterdir()) == journal  # no journal entry either
+    real = tag_json(folder, "--model", model, "--rethreshold", "--general-threshold", "0.1")
+    assert real["written"] == out["would_write"] and real["dry_run"] is False
+    changed = [name for name, data in before.items() if (folder / "3_red" / name).read_bytes() != data]
+    assert len(changed) == real["written"]
