@@ -168,3 +168,22 @@ def test_tui_editor_tags_count_as_user_and_clean_keeps_sources(dataset, capsys):
         == {"red.png", "blue.png"}
     assert {Path(i["image"]).name for i in cli_json(capsys, "tags", str(root), "find", "source:user")["items"]} \
         == {"red.png"}  # `my tag` (hand-written before any run) is still the user's
+
+
+def test_concept_apply_keeps_the_store_in_step_and_undo_too(dataset, capsys):
+    from prep.concept import ConceptConfig, apply_concept
+
+    root, red, _blue = dataset
+    apply_concept(root, ConceptConfig(trigger="ohwx", concept="3_red"), command="concept apply")
+    store = read_store(root)
+    assert store is not None
+    try:
+        found = {t: s.source for t, s in store.sources("3_red/red.png", (root / "3_red/red.txt").read_bytes()).items()}
+    finally:
+        store.close()
+    assert found["ohwx"] == "concept" and found["booru tag"] == "booru:danbooru:7"
+    assert all(found[t].startswith("tagger:") for t in red)
+    assert {Path(i["image"]).name for i in cli_json(capsys, "tags", str(root), "find", "source:command")["items"]} \
+        == {"red.png", "blue.png"}
+    assert main(["undo", str(root)]) == 0
+    assert cli_json(capsys, "tags", str(root), "find", "source:command")["count"] == 0
