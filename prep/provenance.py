@@ -13,8 +13,8 @@ operation journals those images' previous rows (a `rows` record with a blob), so
 puts them back (`restore_rows`) with the captions; a killed operation rolls the transaction back
 (SQLite's own journal) and its undo restores rows that are already there. Rewriting the whole
 file each time cost 8-9x a 10,000-caption edit (loaded machine, load 6.8); in place, writing only
-the rows that differ, 1.3x for `tags add` on every caption and 1.6x for `tags remove` on 10%
-(load 5.4; benchmarks/provenance.py). SQLite's default rollback journal is kept: one commit per
+the rows that differ, 1.8x for `tags add` on every caption and 1.9x for `tags remove` on 10%
+(load 3.2; 1.3x and 1.6x at load 5.4; benchmarks/provenance.py). SQLite's default rollback journal is kept: one commit per
 operation, WAL measured no better within the loaded machine's noise, and it would leave -wal/-shm
 files beside the store. The store exists once a command that knows
 sources (the tagger, a scrape) wrote one; plain edits keep an existing store up to date.
