@@ -11,12 +11,11 @@ calibrate them. `lowering_options` says what each memory option would save.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from trainer.config import TrainConfig, parse_resolution
+from trainer.model_family import config_family
 
 
 @dataclass(frozen=True)
@@ -55,21 +54,11 @@ class VramEstimate:
 
 
 def model_family(config: TrainConfig) -> str:
-    """sd1, sd2 or sdxl: model_type when set, else read from a local diffusers folder's U-Net config."""
-    kind = config.model_type
-    if kind in ("sd2", "sd2-v"):
-        return "sd2"
-    if kind in ("sd1", "sdxl"):
-        return kind
-    path = Path(config.pretrained_model or "")
-    try:
-        unet = json.loads((path / "unet" / "config.json").read_text(encoding="utf-8"))
-        width = int(unet.get("cross_attention_dim") or 768)
-        if unet.get("addition_embed_type") == "text_time" or width >= 2048:
-            return "sdxl"
-        return "sd2" if width == 1024 else "sd1"
-    except (OSError, ValueError, TypeError):
-        pass
+    """sd1, sd2 or sdxl (trainer.model_family); a hub id not yet downloaded counts as sd1 unless its
+    name says XL (the estimate is shown before any download)."""
+    family = config_family(config)
+    if family is not None:
+        return family
     return "sdxl" if "xl" in str(config.pretrained_model).lower() else "sd1"
 
 

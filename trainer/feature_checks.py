@@ -8,13 +8,12 @@ diffusers or lycoris (the `lorakit train` error and the Train form's live marks 
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from prep.errors import UserError
 from trainer.block_lr import SD_BLOCKS, SD_MID, SDXL_BLOCKS, SDXL_MID, parse_weights
 from trainer.errors import TrainError
+from trainer.model_family import config_family
 
 Finding = tuple[str, str, str]  # field, message, "error" | "warning"
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
@@ -47,22 +46,10 @@ def text_cache_refusal(config) -> str | None:
 
 
 def guess_is_sdxl(config) -> bool | None:
-    """SDXL or not from model_type, a diffusers folder's model_index.json or a .safetensors header; None
-    when that needs the hub or a model load (then the block weight counts wait for the model)."""
-    if config.model_type != "auto":
-        return config.model_type == "sdxl"
-    source = Path(config.pretrained_model or "")
-    try:
-        if source.is_dir():
-            index = json.loads((source / "model_index.json").read_text(encoding="utf-8"))
-            return "XL" in str(index.get("_class_name", ""))
-        if source.is_file() and source.suffix == ".safetensors":
-            from trainer.safetensors_read import read_header
-
-            return any(k.startswith("conditioner.embedders.1") for k in read_header(source).entries)
-    except (OSError, ValueError, UserError):  # a bad model is reported when it loads
-        return None
-    return None
+    """SDXL or not (trainer.model_family); None when that needs the hub or a model load (then the
+    block weight counts wait for the model)."""
+    family = config_family(config)
+    return None if family is None else family == "sdxl"
 
 
 def _block_weight_findings(config) -> Iterator[Finding]:

@@ -81,7 +81,9 @@ def _single_file_keys(path: Path) -> list[str]:
 
 
 def _is_sdxl_single_file(path: Path) -> bool:
-    return any(k.startswith("conditioner.embedders.1") for k in _single_file_keys(path))
+    from trainer.model_family import family_from_keys
+
+    return family_from_keys(_single_file_keys(path)) == "sdxl"
 
 
 def prediction_from_markers(config: TrainConfig, markers: set[str], source: str,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.lora_keys import kohya_name
+from trainer.model_family import family_from_folder_config, family_from_keys
 from trainer.safetensors_read import LazyTensors
 
 from . import ldm_keys as lk
@@ -113,8 +114,8 @@ def _load_diffusers(folder: Path) -> BaseModel:
     if not any(f.component == "unet" for f in files):
         raise LoraToolError(f"{folder}: no UNet weights (unet/*.safetensors)")
     unet_cfg = _read_json(folder / "unet" / "config.json")
-    sdxl = "text_encoder_2" in index or unet_cfg.get("addition_embed_type") == "text_time"
-    arch = "SDXL" if sdxl else ("SD2" if unet_cfg.get("cross_attention_dim") == 1024 else "SD1")
+    arch = family_from_folder_config(index, unet_cfg).upper()
+    sdxl = arch == "SDXL"
     layers = unet_cfg.get("layers_per_block", 2)
     layers = int(layers[0] if isinstance(layers, list) else layers)
     up_types = unet_cfg.get("up_block_types") or []
@@ -147,12 +148,7 @@ def _load_single(path: Path) -> BaseModel:
     if not any(k.startswith(lk.UNET_PREFIX) for k in keys):
         raise LoraToolError(f"{path}: not a Stable Diffusion checkpoint (no {lk.UNET_PREFIX}* keys); "
                             f"is it a LoRA or a diffusers-format file?")
-    if any(k.startswith("conditioner.embedders.1.") for k in keys):
-        arch = "SDXL"
-    elif any(k.startswith(lk.SD2_TE_PREFIX) for k in keys):
-        arch = "SD2"
-    else:
-        arch = "SD1"
+    arch = family_from_keys(keys).upper()
     wf = WeightFile(path.name, "single", tensors)
     unet_keys = [k[len(lk.UNET_PREFIX):] for k in keys if k.startswith(lk.UNET_PREFIX)]
     layers = lk.ldm_layers_per_block(unet_keys)
