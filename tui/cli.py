@@ -20,27 +20,47 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose module is not named after them (the rest: `concept-words` -> concept_words.py).
+COMMAND_MODULES = {"undo": "journal", "history": "journal"}
+
+
+def command_modules() -> list[str]:
+    import tui.commands as commands
+
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+
+
+def module_of(command: str) -> str:
+    return COMMAND_MODULES.get(command, command.replace("-", "_"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole `lorakit` parser, or (`only`) one with just that command module registered: a
+    command imports only its own stage, so `lorakit train`'s config error or `lorakit tag --help`
+    does not pay for every other stage's imports (numpy, the tagger, validate)."""
     parser = argparse.ArgumentParser(
         prog="lorakit",
         description="From a booru tag query or a folder of images to a trained Stable Diffusion LoRA.",
     )
     parser.add_argument("--version", action="version", version=f"lorakit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    import tui.commands as commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"tui.commands.{info.name}")
+    for name in [only] if only else command_modules():
+        module = importlib.import_module(f"tui.commands.{name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
     return parser
 
 
+def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    if argv and not argv[0].startswith("-") and module_of(argv[0]) in command_modules():
+        return build_parser(module_of(argv[0]))
+    return build_parser()  # --help, --version, a mistyped command: argparse lists every command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser_for(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
