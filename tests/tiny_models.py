@@ -47,3 +47,20 @@ def build_tiny_sdxl(path: str | Path, *, seed: int = 0, te2_hidden: int = 32) ->
                                      scheduler=scheduler, force_zeros_for_empty_prompt=True)
     pipe.save_pretrained(path, safe_serialization=True)
     return path
+
+
+def build_tiny_text_encoder(root: Path) -> Path:
+    """A diffusers-layout folder (tokenizer/, text_encoder/) with the real SD tokenizer and a tiny
+    random CLIP text encoder: what the concept-word scoring reads."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from prep import clip_tokens
+
+    vocab, merges = clip_tokens.vocab_files()
+    CLIPTokenizer(vocab, merges).save_pretrained(str(root / "tokenizer"))
+    torch.manual_seed(0)
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                            num_attention_heads=2, max_position_embeddings=77, projection_dim=16)
+    CLIPTextModel(config).save_pretrained(str(root / "text_encoder"))
+    return root

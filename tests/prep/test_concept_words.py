@@ -105,17 +105,10 @@ def test_cli_errors(tmp_path: Path, capsys):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A diffusers-layout folder with a tiny random CLIP text encoder and the real SD tokenizer."""
-    torch = pytest.importorskip("torch")
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    pytest.importorskip("torch")
+    from tests.tiny_models import build_tiny_text_encoder
 
-    root = tmp_path_factory.mktemp("tiny-sd")
-    vocab, merges = clip_tokens.vocab_files()
-    CLIPTokenizer(vocab, merges).save_pretrained(str(root / "tokenizer"))
-    torch.manual_seed(0)
-    config = CLIPTextConfig(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                            num_attention_heads=2, max_position_embeddings=77, projection_dim=16)
-    CLIPTextModel(config).save_pretrained(str(root / "text_encoder"))
-    return root
+    return build_tiny_text_encoder(tmp_path_factory.mktemp("tiny-sd"))
 
 
 def test_model_scoring_ranks_by_distance(tiny_model: Path, capsys):

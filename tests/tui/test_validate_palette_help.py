@@ -131,19 +131,10 @@ async def test_question_mark_lists_the_screen_keys_at_80x24(workspace: Path, spe
 @pytest.fixture(scope="module")
 def tiny_text_encoder(tmp_path_factory) -> Path:
     """A diffusers-layout folder with the real SD tokenizer and a tiny random CLIP text encoder."""
-    import torch
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    pytest.importorskip("torch")
+    from tests.tiny_models import build_tiny_text_encoder
 
-    from prep import clip_tokens
-
-    root = tmp_path_factory.mktemp("tiny-te")
-    vocab, merges = clip_tokens.vocab_files()
-    CLIPTokenizer(vocab, merges).save_pretrained(str(root / "tokenizer"))
-    torch.manual_seed(0)
-    config = CLIPTextConfig(vocab_size=49408, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                            num_attention_heads=2, max_position_embeddings=77, projection_dim=16)
-    CLIPTextModel(config).save_pretrained(str(root / "text_encoder"))
-    return root
+    return build_tiny_text_encoder(tmp_path_factory.mktemp("tiny-te"))
 
 
 async def test_concept_candidates_carry_the_model_score_when_a_model_is_set(workspace: Path, tiny_text_encoder):

@@ -298,25 +298,22 @@ class ModelsScreen(DataScreen):
         self.shown_image = path
         self.query_one("#models-image").show(path)
 
-    def action_check(self) -> None:
+    def run_on_selected(self, tool: str) -> None:
         path = self.selected()
         if path is not None:
-            self.run_tool("check", path)
+            self.run_tool(tool, path)
+
+    def action_check(self) -> None:
+        self.run_on_selected("check")
 
     def action_preview(self) -> None:
-        path = self.selected()
-        if path is not None:
-            self.run_tool("preview", path)
+        self.run_on_selected("preview")
 
     def action_merge(self) -> None:
-        path = self.selected()
-        if path is not None:
-            self.run_tool("merge", path)
+        self.run_on_selected("merge")
 
     def action_resize(self) -> None:
-        path = self.selected()
-        if path is not None:
-            self.run_tool("resize", path)
+        self.run_on_selected("resize")
 
     def action_next_sample(self) -> None:
         path = self.selected()
