@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from tui.palette import LorakitCommands
@@ -69,6 +71,18 @@ class LorakitApp(App[None]):
     def on_mount(self) -> None:
         self.poll_summary(force=True)
         self.set_interval(SUMMARY_POLL_SECONDS, self.poll_summary)
+        # Modules, styles and widgets loaded by now live as long as the app: keep them out of the
+        # cyclic collector's scans. Its full passes over them paused every thread (keys included)
+        # for 60-160 ms during a long job (benchmarks/tui.py); on_unmount hands them back.
+        self.call_after_refresh(gc.freeze)
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Notifications quote file names and errors: plain text, never markup (tui/widgets/plain.py)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     @work(thread=True, exclusive=True, group="summary", exit_on_error=False)
     def poll_summary(self, force: bool = False) -> None:

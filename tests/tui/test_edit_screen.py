@@ -110,3 +110,24 @@ async def test_suggester_prefers_dataset_tags():
     assert await suggester.get_suggestion("1girl, red") == "1girl, red hair"
     assert await suggester.get_suggestion("1girl, redh") == "1girl, redhead"
     assert await suggester.get_suggestion("1girl, ") is None
+
+
+async def test_bracketed_tags_and_names_show_as_text(workspace: Path):
+    """Caption tags and file names from a shared dataset are shown as written, never as markup:
+    `a[/b]c` made DataTable raise MarkupError while drawing, `[red]x` showed as a red `x`."""
+    dataset = workspace / "dataset"
+    (dataset / "2_alice" / "a0.txt").write_text("alice, a[/b]c, [red]x, [bold]", encoding="utf-8")
+    (dataset / "2_alice" / "a0.png").rename(dataset / "2_alice" / "[red]a0.png")
+    (dataset / "2_alice" / "a0.txt").rename(dataset / "2_alice" / "[red]a0.txt")
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_screen(pilot, "4", EditScreen)
+        tags = screen.query_one("#tags", DataTable)
+        assert {"a[/b]c", "[red]x", "[bold]"} <= set(counts(tags))
+        shown = "\n".join(strip.text for strip in tags.render_lines(tags.region.reset_offset))
+        assert "a[/b]c" in shown and "[red]x" in shown
+        images = screen.query_one("#images", DataTable)
+        listed = "\n".join(strip.text for strip in images.render_lines(images.region.reset_offset))
+        assert "[red]a0.png" in listed
+        await settle(pilot)
+        assert app.is_running  # nothing raised while drawing

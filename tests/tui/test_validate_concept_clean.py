@@ -134,3 +134,30 @@ async def test_clean_preview_apply_and_ctrl_s_round_trip(workspace: Path):
         assert (dataset / "2_alice" / "a1.txt").read_text() == "alice, 1girl"
         assert (dataset / "1_bob" / "b0.txt").read_text() == "bob, 1boy, hat"  # outside --where
         assert Journal(dataset).history()[-1].command == "clean --where concept:2_alice"
+
+
+async def test_bracketed_names_in_problems_and_notifications_are_text(workspace: Path):
+    """A file named `[red]x[bold].png` (shared datasets have them) is shown in the problems table and
+    the problem line as written, and a notification quoting a tag `a[/b]c` draws: Textual reads
+    strings as markup (`[red]x` showed as a red `x`; `[/b]` raised MarkupError while drawing)."""
+    name = "[red]x[bold].png"
+    (workspace / "dataset" / "1_bob" / name).write_bytes(b"not an image at all")
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_screen(pilot, "6", ValidateScreen)
+        await wait_until(pilot, lambda: screen.report is not None and not screen.running, what="validation on open")
+        problems = screen.query_one("#problems", DataTable)
+        paths = [problems.get_row_at(i)[2] for i in range(problems.row_count)]
+        assert f"1_bob/{name}" in paths
+        problems.focus()
+        problems.move_cursor(row=paths.index(f"1_bob/{name}"))
+        await settle(pilot)
+        shown = "\n".join(strip.text for strip in problems.render_lines(problems.region.reset_offset))
+        assert f"1_bob/{name}" in shown
+        detail = screen.query_one("#problem-detail", Static)
+        assert f"1_bob/{name}" in "".join(strip.text for strip in detail.render_lines(detail.region.reset_offset))
+        app.notify("cannot use the tag a[/b]c")
+        await pilot.press("enter")  # the file: a note in the preview pane, not a crash
+        await settle(pilot)
+        assert app.is_running
+    assert app.return_code in (0, None)

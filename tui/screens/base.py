@@ -9,7 +9,6 @@ source (the same stage function the CLI calls); `tui.runner.run_stage` runs it i
 from __future__ import annotations
 
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -25,6 +24,7 @@ from tui.messages import StageEnded, StageFailed, StageFinished, StageProgress, 
 from tui.runner import EventSource, run_stage
 from tui.widgets.form import OptionForm
 from tui.widgets.job_bar import JobBar
+from tui.widgets.table import Table
 
 TEXT_FIELDS = (Input, TextArea)
 KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "escape": "esc", "enter": "enter"}
@@ -37,6 +37,7 @@ class DataScreen(Screen[None]):
     JOB_VERB = "running"
     TABLE: str | None = None  # the lorakit.toml table the form fills from and saves to
     QUIET_GROUPS: frozenset[str] = frozenset()  # worker groups whose warnings the screen shows itself
+    JOB_WRITES = True  # the job may change files (False: it only reads; no recount after it)
     AUTO_FOCUS = None  # no text field takes focus by itself: single-letter keys act at once
     BINDINGS = [
         Binding("ctrl+r", "run_job", "Run", priority=True),
@@ -180,7 +181,8 @@ class DataScreen(Screen[None]):
         if message.group == self.JOB:
             self.job_bar.finish(self.describe(message.summary), style="green")
             self.job_finished(message.summary)
-            self.app.dataset_changed(self)
+            if self.JOB_WRITES:
+                self.app.dataset_changed(self)
         else:
             self.side_finished(message.group, message.summary)
 
@@ -189,7 +191,8 @@ class DataScreen(Screen[None]):
             self.job_bar.fail(message.error)
             self.log_line(f"error: {message.error}")
             self.notify(message.error, severity="error", timeout=8)
-            self.app.dataset_changed(self)
+            if self.JOB_WRITES:
+                self.app.dataset_changed(self)
         else:
             self.side_failed(message.group, message.error)
 
@@ -200,7 +203,8 @@ class DataScreen(Screen[None]):
         if message.cancelled:
             self.job_bar.finish("cancelled", style="yellow")
             self.log_line(f"{message.group}: cancelled")
-            self.app.dataset_changed(self)
+            if self.JOB_WRITES or message.group != self.JOB:  # a side job (e.g. fix) may have written
+                self.app.dataset_changed(self)
 
     # -- ctrl+s -----------------------------------------------------------------------------
 
@@ -238,40 +242,31 @@ class DataScreen(Screen[None]):
 
 
 def _cell_width(cell: Any) -> int:
-    if isinstance(cell, str) and "\n" not in cell:
-        return cell_len(cell)
-    text = cell if isinstance(cell, Text) else Text(str(cell))
-    return max((Text(line).cell_len for line in text.plain.splitlines()), default=0)
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    if "\n" not in text:
+        return cell_len(text)
+    return max((cell_len(line) for line in text.splitlines()), default=0)
 
 
-_FILLS: WeakKeyDictionary = WeakKeyDictionary()  # table -> the token of its newest fill
-FILL_CHUNK_SECONDS = 0.01
-
-
-def fill_table(table, rows: list[tuple[tuple, Any]], *, max_width: int = 60, height: int = 1,
-               chunk: int = 0) -> None:
-    """Replace a DataTable's rows with `rows` ((cells, key) pairs), each column as wide as its
-    widest cell (set explicitly: auto widths after a refill sometimes stayed at the labels').
-
-    `chunk`: add at most this many rows per turn of the UI loop (DataTable measures every new cell
-    on the UI thread, so hundreds of rows at once hold keys back); a newer fill drops the rest."""
-    labels = [column.label for column in table.columns.values()]
-    widths = [label.cell_len for label in labels]
+def column_widths(labels: list[Any], rows: list[tuple[tuple, Any]], max_width: int = 60) -> list[int]:
+    """Each column as wide as its widest cell (at most `max_width`) or its label. Pure: a worker
+    may compute it for a long table, off the UI thread."""
+    widths = [_cell_width(label) for label in labels]
     for cells, _key in rows:
         for i, cell in enumerate(cells):
             widths[i] = max(widths[i], min(max_width, _cell_width(cell)))
+    return widths
+
+
+def fill_table(table: Table, rows: list[tuple[tuple, Any]], *, max_width: int = 60, height: int = 1,
+               widths: list[int] | None = None) -> None:
+    """Replace a table's rows with `rows` ((cells, key) pairs), each column as wide as its
+    widest cell (set explicitly: auto widths after a refill sometimes stayed at the labels'), or
+    `widths` when given (column_widths, computed where the rows were built)."""
+    labels = [column.label for column in table.columns.values()]
+    if widths is None:
+        widths = column_widths(labels, rows, max_width)
     table.clear(columns=True)
     for label, width in zip(labels, widths, strict=True):
         table.add_column(label, width=width)
-    token = _FILLS[table] = object()
-
-    def add(start: int) -> None:
-        if _FILLS.get(table) is not token or not table.is_attached:
-            return
-        end = start + chunk if chunk else len(rows)
-        for cells, key in rows[start:end]:
-            table.add_row(*cells, key=key, height=height)
-        if end < len(rows):
-            table.set_timer(FILL_CHUNK_SECONDS, lambda: add(end))
-
-    add(0)
+    table.add_keyed_rows(rows, height=height)

@@ -19,6 +19,8 @@ from prep.config import from_mapping
 from tui.runner import result_of, run_stage
 from tui.screens.base import DataScreen, fill_table
 from tui.widgets.form import OptionForm
+from tui.widgets.plain import Plain
+from tui.widgets.table import Table
 
 PREVIEW, APPLY = "clean-preview", "clean"
 FIELDS = ["remove", "replace", "remove_redundant", "canonical", "remove_implied", "trigger", "remove_name", "sort",
@@ -58,12 +60,12 @@ class CleanScreen(DataScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="clean-main"):
             with Vertical(id="clean-left"):
-                yield Static("[clean] rules (ctrl+s saves)", classes="heading", markup=False)
+                yield Plain("[clean] rules (ctrl+s saves)", classes="heading")
                 yield OptionForm(CleanConfig, FIELDS, table_for_form(self.table_values()), id="clean-form")
                 yield Input(placeholder="where QUERY (e.g. concept:5_alice)", id="where", classes="line-input")
             with Vertical(id="clean-right"):
-                yield Static("", id="clean-summary", classes="summary")
-                yield DataTable(id="clean-preview", cursor_type="row", zebra_stripes=True)
+                yield Plain("", id="clean-summary", classes="summary")
+                yield Table(id="clean-preview", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.query_one("#clean-preview", DataTable).add_columns("Caption", "Before → after")

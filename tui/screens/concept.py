@@ -22,6 +22,8 @@ from prep.config import from_mapping
 from tui.runner import result_of, run_stage
 from tui.screens.base import DataScreen, fill_table
 from tui.widgets.form import OptionForm
+from tui.widgets.plain import Plain
+from tui.widgets.table import Table
 
 CANDIDATES, CHECK, SCORE, APPLY = "candidates", "check-word", "score", "concept"
 TOP = 200
@@ -69,15 +71,15 @@ class ConceptScreen(DataScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="concept-main"):
             with Vertical(id="concept-left"):
-                yield Static("Rare one-token words (enter: use)", classes="heading")
-                yield DataTable(id="candidates", cursor_type="row", zebra_stripes=True)
+                yield Plain("Rare one-token words (enter: use)", classes="heading")
+                yield Table(id="candidates", cursor_type="row", zebra_stripes=True)
             with Vertical(id="concept-right"):
-                yield Static("[concept] (^s saves, ^r applies)", classes="heading", markup=False)
+                yield Plain("[concept] (^s saves, ^r applies)", classes="heading")
                 yield OptionForm(ConceptConfig, ["trigger", "remove_names", "concept"], self.table_values(),
                                  id="concept-form")
-                yield Static("Check a word", classes="heading")
+                yield Plain("Check a word", classes="heading")
                 yield Input(placeholder="w: your own word, enter checks", id="word", classes="line-input")
-                yield Static("", id="word-check", classes="summary")
+                yield Plain("", id="word-check", classes="summary")
 
     def on_mount(self) -> None:
         self.query_one("#candidates", DataTable).add_columns("Word", "Token id", "Model score")

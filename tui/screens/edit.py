@@ -29,6 +29,8 @@ from tui.widgets.caption_editor import CaptionEditor
 from tui.widgets.completion import TagSuggester
 from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.image_preview import ImagePreview
+from tui.widgets.plain import Plain
+from tui.widgets.table import Table
 
 LOAD, COUNT, SAVE, EDIT = "selection", "count-changes", "save-caption", "tags-edit"
 QUERY_HINT = "/ filter: red hair, -hat, blonde hair|yellow hair, *ribbon, concept:5_alice"
@@ -92,17 +94,17 @@ class EditScreen(DataScreen):
         yield Input(placeholder=QUERY_HINT, id="filter", classes="line-input")
         with Horizontal(id="edit-main"):
             with Vertical(id="tags-pane"):
-                yield Static("", id="tags-summary", classes="summary")
-                yield DataTable(id="tags", cursor_type="row", zebra_stripes=True)
+                yield Plain("", id="tags-summary", classes="summary")
+                yield Table(id="tags", cursor_type="row", zebra_stripes=True)
             with Vertical(id="images-pane"):
-                yield Static("", id="images-summary", classes="summary")
-                yield DataTable(id="images", cursor_type="row", zebra_stripes=True)
+                yield Plain("", id="images-summary", classes="summary")
+                yield Table(id="images", cursor_type="row", zebra_stripes=True)
             with Vertical(id="view-pane"):
                 yield ImagePreview(id="edit-image")
-                yield Static("", id="caption", classes="summary")
-                yield DataTable(id="tag-sources", cursor_type="none", zebra_stripes=True, show_cursor=False)
-                yield Static("History (ctrl+z undoes)", classes="heading")
-                yield DataTable(id="history", cursor_type="row", zebra_stripes=True, show_cursor=False)
+                yield Plain("", id="caption", classes="summary")
+                yield Table(id="tag-sources", cursor_type="none", zebra_stripes=True, show_cursor=False)
+                yield Plain("History (ctrl+z undoes)", classes="heading")
+                yield Table(id="history", cursor_type="row", zebra_stripes=True, show_cursor=False)
         yield Input(placeholder=f": {USAGE}", id="command", classes="line-input")
 
     def on_mount(self) -> None:

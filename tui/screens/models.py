@@ -18,6 +18,8 @@ from textual.widgets import DataTable, Static
 
 from prep.errors import UserError
 from tui.screens.base import DataScreen
+from tui.widgets.plain import Plain
+from tui.widgets.table import Table
 
 _BLOCK = re.compile(r"^lora_(unet|te\d?)_(?:(down|up)_blocks_(\d+)|(mid)_block|(input|output|middle)_blocks?_(\d+)"
                     r"|text_model_encoder_layers_(\d+))?")
@@ -125,12 +127,12 @@ class ModelsScreen(DataScreen):
 
         with Horizontal():
             with Vertical(id="models-left"):
-                yield DataTable(id="lora-table", cursor_type="row")
-                yield Static("c check · p preview grid · m merge into the base · z resize to half the rank · "
-                             "s samples of the run", classes="path")
+                yield Table(id="lora-table", cursor_type="row")
+                yield Plain("c check · p preview grid · m merge into the base · z resize to half the rank · "
+                            "s samples of the run", classes="path")
             with VerticalScroll(id="models-right"):
-                yield Static(id="lora-info")
-                yield Static(id="check-summary")
+                yield Plain(id="lora-info")
+                yield Plain(id="check-summary")
                 yield PlotextPlot(id="check-plot")
                 yield ImagePreview(id="models-image")
 

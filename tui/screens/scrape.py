@@ -22,6 +22,7 @@ from textual.widgets import Input, Select, Static
 from tui.screens.base import DataScreen
 from tui.widgets.form import OptionForm
 from tui.widgets.image_preview import ImagePreview
+from tui.widgets.plain import Plain
 
 FIELDS = ["site", "tags", "limit", "concept", "repeats", "rating", "min_side", "blacklist", "categories",
           "base_url"]
@@ -65,14 +66,14 @@ class ScrapeScreen(DataScreen):
 
         with Horizontal(id="scrape-main"):
             with Vertical(id="scrape-left"):
-                yield Static("[booru] (ctrl+s saves, ctrl+r scrapes into the dataset)", classes="heading", markup=False)
+                yield Plain("[booru] (ctrl+s saves, ctrl+r scrapes into the dataset)", classes="heading")
                 yield OptionForm(ScrapeConfig, FIELDS, self.table_values(), id="scrape-form",
                                  labels={"tags": "query"})
-                yield Static("", id="key-status", classes="summary")
+                yield Plain("", id="key-status", classes="summary")
             with Vertical(id="scrape-right"):
-                yield Static("Last downloaded", classes="heading")
+                yield Plain("Last downloaded", classes="heading")
                 yield ImagePreview(id="scrape-image")
-                yield Static("", id="scrape-last", classes="summary")
+                yield Plain("", id="scrape-last", classes="summary")
 
     def on_mount(self) -> None:
         self.show_key_status()

@@ -17,6 +17,8 @@ from tui.runner import result_of, run_stage
 from tui.screens.base import DataScreen, fill_table
 from tui.widgets.form import OptionForm
 from tui.widgets.image_preview import ImagePreview
+from tui.widgets.plain import Plain
+from tui.widgets.table import Table
 
 FIELDS = ["model", "general_threshold", "character_threshold", "mcut", "character_mcut", "mode", "exclude",
           "max_tags", "rating", "device"]
@@ -56,18 +58,18 @@ class TagScreen(DataScreen):
         known = ", ".join(m.repo.split("/")[-1] for m in KNOWN_MODELS[:2])
         with Horizontal(id="tag-main"):
             with Vertical(id="tag-left"):
-                yield Static("[tagger] (ctrl+s saves, ctrl+r tags, t tries)", classes="heading", markup=False)
+                yield Plain("[tagger] (ctrl+s saves, ctrl+r tags, t tries)", classes="heading")
                 yield OptionForm(self.config_class(), FIELDS, self.table_values(), id="tag-form")
-                yield Static(f"models: {known}, … (`lorakit tag --list-models`) or a folder with "
-                             "model.onnx + selected_tags.csv", classes="summary")
-                yield Static("provider: …", id="provider", classes="summary")
+                yield Plain(f"models: {known}, … (`lorakit tag --list-models`) or a folder with "
+                            "model.onnx + selected_tags.csv", classes="summary")
+                yield Plain("provider: …", id="provider", classes="summary")
             with Vertical(id="tag-middle"):
-                yield Static("", id="images-summary", classes="summary")
-                yield DataTable(id="tag-images", cursor_type="row", zebra_stripes=True)
+                yield Plain("", id="images-summary", classes="summary")
+                yield Table(id="tag-images", cursor_type="row", zebra_stripes=True)
             with Vertical(id="tag-right"):
                 yield ImagePreview(id="tag-image")
-                yield Static("", id="try-summary", classes="summary")
-                yield DataTable(id="try-tags", cursor_type="row", zebra_stripes=True, show_cursor=False)
+                yield Plain("", id="try-summary", classes="summary")
+                yield Table(id="try-tags", cursor_type="row", zebra_stripes=True, show_cursor=False)
 
     @staticmethod
     def config_class():

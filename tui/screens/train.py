@@ -51,6 +51,8 @@ from tui.trainer_run import (
     smooth,
 )
 from tui.widgets.form import OptionForm
+from tui.widgets.plain import Plain
+from tui.widgets.table import Table
 
 POLL_SECONDS = 0.2
 PLOT_SECONDS = 0.5
@@ -188,18 +190,18 @@ class TrainScreen(DataScreen):
                             yield OptionForm(_config_cls(), names, values, labels=SHORT_LABELS,
                                              id=f"form-{_slug(title)}")
                     with VerticalScroll(id="train-side"):  # the focused field's help first: it is read while typing
-                        yield Static(id="field-help")
-                        yield Static(id="train-problems")
-                        yield Static(id="train-estimate")
-                        yield Static(id="train-config", classes="path")
+                        yield Plain(id="field-help")
+                        yield Plain(id="train-problems")
+                        yield Plain(id="train-estimate")
+                        yield Plain(id="train-config", classes="path")
             with TabPane("Run", id="tab-run"):
                 with Horizontal(id="train-buttons"):  # one line each: 80x24 leaves room for the log
                     yield Button("Start", id="start", variant="success", compact=True)
                     yield Button("Stop", id="stop", variant="error", disabled=True, compact=True)
                     yield Button("Resume", id="resume", disabled=True, compact=True)
                     yield ProgressBar(id="train-progress", show_eta=False)
-                yield Static("not started", id="train-status", classes="summary")
-                yield Static(id="train-error")
+                yield Plain("not started", id="train-status", classes="summary")
+                yield Plain(id="train-error")
                 with Horizontal(id="train-plots"):
                     yield PlotextPlot(id="loss-plot")
                     yield PlotextPlot(id="lr-plot")
@@ -207,10 +209,10 @@ class TrainScreen(DataScreen):
                 # Full width and wrapped: a resume path or an error line is read whole, not cut.
                 yield RichLog(id="train-log", wrap=True, markup=False, highlight=False, min_width=20)
             with TabPane("Queue", id="tab-queue"):
-                yield DataTable(id="queue-table", cursor_type="row")
-                yield Static("a adds the form as a job · [ ] move the selected job · u runs the queue in the "
-                             "background · k stops it",
-                             id="queue-help")
+                yield Table(id="queue-table", cursor_type="row")
+                yield Plain("a adds the form as a job · [ ] move the selected job · u runs the queue in the "
+                            "background · k stops it",
+                            id="queue-help")
 
     def run_folders(self) -> tuple[Path, Path]:
         """Where runs leave their events files: the Train screen's runs and the queue's jobs."""

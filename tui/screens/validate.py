@@ -7,6 +7,7 @@ shows its file (the image, or the caption text).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -15,14 +16,49 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from prep.events import Finished
 from prep.images import is_image_name
 from tui.runner import result_of
-from tui.screens.base import DataScreen, fill_table
+from tui.screens.base import DataScreen, column_widths, fill_table
 from tui.stage_options import fix_options, validate_options
 from tui.widgets.image_preview import ImagePreview
+from tui.widgets.plain import Plain
+from tui.widgets.table import Table
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
 VALIDATE, FIX, SHOW = "validate", "fix", "show-file"
+PROBLEM_COLUMNS = ("Severity", "Code", "Path", "Message")
+MAX_ROWS = 500  # the problems shown (errors first); `lorakit validate` lists them all
+MESSAGE_WIDTH = 80
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    """A validation report with its problems table built (in the worker, off the UI thread)."""
+
+    report: object  # prep.validate.ValidationReport
+    errors: int
+    warnings: int
+    shown: list  # the Problems in the table, row i = shown[i]
+    rows: list  # (cells, key) for fill_table
+    widths: list[int]
+
+
+def validate_result(report) -> ValidateResult:
+    """The report and the table of its first MAX_ROWS problems, errors first."""
+    errors = [found for found in report.problems if found.is_error]
+    warnings = [found for found in report.problems if found.severity == "warning"]
+    shown = report.problems if len(report.problems) <= MAX_ROWS else (errors + warnings)[:MAX_ROWS]
+    rows = [((Text(found.severity, style=SEVERITY_STYLE.get(found.severity, "")), found.code, found.path,
+              found.message), str(index)) for index, found in enumerate(shown)]
+    return ValidateResult(report, len(errors), len(warnings), shown, rows,
+                          column_widths(list(PROBLEM_COLUMNS), rows, MESSAGE_WIDTH))
+
+
+def with_result(events):
+    """The stage's events, its Finished(report) as Finished(ValidateResult)."""
+    for event in events:
+        yield Finished(validate_result(event.summary)) if isinstance(event, Finished) else event
 
 
 def read_caption_text(path: Path, limit: int = 4000) -> str:
@@ -37,8 +73,7 @@ class ValidateScreen(DataScreen):
     JOB_VERB = "validating"
     TABLE = "validate"
     QUIET_GROUPS = frozenset({VALIDATE})  # its warnings are the problems table
-    MAX_ROWS = 500  # DataTable measures every cell: thousands of rows cost seconds of UI time
-    FILL_CHUNK = 50  # problem rows added per turn of the UI loop (keys stay quick while it fills)
+    JOB_WRITES = False  # validating reads files only (fix, which writes, recounts itself)
     AUTO_FOCUS = "#problems"
     BINDINGS = [
         Binding("ctrl+r", "run_job", "Validate", priority=True),
@@ -55,19 +90,19 @@ class ValidateScreen(DataScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="validate-main"):
             with Vertical(id="validate-left"):
-                yield Static("Concepts", classes="heading")
-                yield DataTable(id="concepts", cursor_type="row", zebra_stripes=True)
-                yield Static(id="validate-summary", classes="summary")
-                yield Static("Problems (enter shows the file)", classes="heading")
-                yield DataTable(id="problems", cursor_type="row", zebra_stripes=True)
+                yield Plain("Concepts", classes="heading")
+                yield Table(id="concepts", cursor_type="row", zebra_stripes=True)
+                yield Plain(id="validate-summary", classes="summary")
+                yield Plain("Problems (enter shows the file)", classes="heading")
+                yield Table(id="problems", cursor_type="row", zebra_stripes=True)
             with Vertical(id="validate-right"):
-                yield Static("", id="problem-detail", classes="summary")
+                yield Plain("", id="problem-detail", classes="summary")
                 yield ImagePreview(id="problem-image")
-                yield Static("", id="problem-caption", classes="summary")
+                yield Plain("", id="problem-caption", classes="summary")
 
     def on_mount(self) -> None:
         self.query_one("#concepts", DataTable).add_columns("Folder", "Repeats", "Images", "Weighted", "Share")
-        self.query_one("#problems", DataTable).add_columns("Severity", "Code", "Path", "Message")
+        self.query_one("#problems", DataTable).add_columns(*PROBLEM_COLUMNS)
 
     def refresh_data(self) -> None:
         if self.report is None and not self.running:
@@ -86,7 +121,7 @@ class ValidateScreen(DataScreen):
         self.deep_run = deep
         self.query_one("#validate-summary", Static).update(
             "validating (decoding every image)…" if deep else "validating…")
-        return lambda: iter_validate(dataset, options)
+        return lambda: with_result(iter_validate(dataset, options))
 
     def action_deep(self) -> None:
         if self.running:
@@ -148,13 +183,13 @@ class ValidateScreen(DataScreen):
             self.log_line(f"error: {error}")
         self.notify(error, severity="error", timeout=8)
 
-    def describe(self, report) -> str:
-        verdict = "ready to train" if report.ok else f"{len(report.errors)} error(s) to fix before training"
-        return (f"{report.images} images, {len(report.errors)} error(s), {len(report.warnings)} warning(s): "
-                f"{verdict}")
+    def describe(self, result: ValidateResult) -> str:
+        report = result.report
+        verdict = "ready to train" if not result.errors else f"{result.errors} error(s) to fix before training"
+        return f"{report.images} images, {result.errors} error(s), {result.warnings} warning(s): {verdict}"
 
-    def job_finished(self, report) -> None:
-        self.report = report
+    def job_finished(self, result: ValidateResult) -> None:
+        report = self.report = result.report
         self.app.set_validation(report)
         concepts = self.query_one("#concepts", DataTable)
         rows = []
@@ -163,21 +198,15 @@ class ValidateScreen(DataScreen):
                 rows.append(((prefix + concept.folder, concept.repeats, concept.images, concept.weighted,
                               f"{concept.share:.0%}"), prefix + concept.folder))
         fill_table(concepts, rows)
-        shown = report.problems
-        if len(shown) > self.MAX_ROWS:  # a table of tens of thousands of rows stalls the screen
-            shown = (report.errors + report.warnings)[: self.MAX_ROWS]
-        self.problems = shown
-        problems = self.query_one("#problems", DataTable)
-        fill_table(problems, [((Text(found.severity, style=SEVERITY_STYLE.get(found.severity, "")), found.code,
-                                 found.path, found.message), str(index)) for index, found in enumerate(shown)],
-                   max_width=80, chunk=self.FILL_CHUNK)
-        more = (f"; showing {len(shown)} of {len(report.problems)} problems, errors first (`lorakit validate` "
-                "lists them all)" if len(shown) < len(report.problems) else "")
+        self.problems = result.shown
+        fill_table(self.query_one("#problems", DataTable), result.rows, widths=result.widths)
+        total = len(report.problems)
+        more = (f"; showing {len(result.shown)} of {total} problems, errors first (`lorakit validate` "
+                "lists them all)" if len(result.shown) < total else "")
+        state = "ok" if not result.errors else f"{result.errors} error(s)"
         self.query_one("#validate-summary", Static).update(
             f"{report.images} images, {report.captioned} captioned · {report.steps_per_epoch} steps per epoch, "
-            f"{report.total_steps} in total ({report.epochs} epoch(s), batch {report.batch_size}) · "
-            + (Text("ok", style="bold green") if report.ok else Text(f"{len(report.errors)} error(s)",
-                                                                     style="bold red")).plain + more)
+            f"{report.total_steps} in total ({report.epochs} epoch(s), batch {report.batch_size}) · {state}{more}")
 
     # -- problems ---------------------------------------------------------------------------
 

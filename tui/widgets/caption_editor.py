@@ -32,7 +32,7 @@ class CaptionEditor(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Caption of {self.file_name}")
+            yield Label(f"Caption of {self.file_name}", markup=False)
             yield Input(self.text, id="caption-input", suggester=self.suggester)
             yield Label("enter: save (undoable)   tab / →: complete the tag   esc: cancel", id="editor-keys")
 

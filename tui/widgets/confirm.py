@@ -33,7 +33,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question, id="question")
+            yield Label(self.question, id="question", markup=False)  # it quotes user text
             yield Label("y: yes   n / esc: no", id="keys")
             with Horizontal():
                 yield Button(f"{self.yes} (y)", variant="warning", id="yes")

@@ -7,7 +7,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+
+from tui.widgets.plain import Plain
 
 
 def describe_keys(bindings: list[tuple[str, str]]) -> Text:
@@ -36,8 +37,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(Text(f"{self.heading}: keys (esc closes)\n", style="bold"))
-            yield Static(describe_keys(self.bindings), id="help-keys")
+            yield Plain(Text(f"{self.heading}: keys (esc closes)\n", style="bold"))
+            yield Plain(describe_keys(self.bindings), id="help-keys")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -9,6 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
+from tui.widgets.plain import Plain
+
 
 def format_rate(done: int, total: int | None, elapsed: float) -> str:
     """`120/400 · 35.2/s · ETA 0:08` (parts left out when unknown)."""
@@ -38,7 +40,7 @@ class JobBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield ProgressBar(id="job-progress", show_eta=False, show_percentage=True)
-        yield Static("", id="job-status")
+        yield Plain("", id="job-status")
 
     @property
     def bar(self) -> ProgressBar:
