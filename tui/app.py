@@ -55,7 +55,7 @@ class LorakitApp(App[None]):
     ]
 
     def __init__(self, workspace: Workspace, trainer_command: Sequence[str] = TRAINER_COMMAND,
-                 start_mode: str | None = None) -> None:
+                 start_mode: str | None = None, typed_ahead: str = "") -> None:
         # A new workspace starts where its data comes from (Scrape), a filled one on Validate.
         self.DEFAULT_MODE = start_mode or ("scrape" if _empty(workspace.dataset) else "validate")
         super().__init__()
@@ -65,6 +65,7 @@ class LorakitApp(App[None]):
         self.validation = None  # the last ValidationReport (None: not run)
         self.summary: DatasetSummary | None = None
         self._signature: tuple | None = None
+        self.typed_ahead = typed_ahead  # keys typed while `lorakit ui` started (tui/typeahead.py)
 
     # -- start and the header ---------------------------------------------------------------
 
@@ -75,6 +76,17 @@ class LorakitApp(App[None]):
         # cyclic collector's scans. Its full passes over them paused every thread (keys included)
         # for 60-160 ms during a long job (benchmarks/tui.py); on_unmount hands them back.
         self.call_after_refresh(gc.freeze)
+        if self.typed_ahead:
+            self.call_after_refresh(self._replay_typed_ahead)
+
+    def _replay_typed_ahead(self) -> None:
+        """The keys typed before the app owned the terminal, pressed now that its screen is shown."""
+        from textual import events
+        from textual.keys import _character_to_key  # the name Textual's input parser gives a character
+
+        for char in self.typed_ahead:
+            self.post_message(events.Key(_character_to_key(char), char))
+        self.typed_ahead = ""
 
     def on_unmount(self) -> None:
         gc.unfreeze()
@@ -232,7 +244,22 @@ class LorakitApp(App[None]):
 
 
 def make_app(workspace: Path, trainer_command: Sequence[str] | None = None,
-             start_mode: str | None = None) -> LorakitApp:
+             start_mode: str | None = None, typed_ahead: str = "") -> LorakitApp:
     """The app for the workspace folder at `workspace` (shared by `lorakit ui` and the tests)."""
     return LorakitApp(open_workspace(workspace), trainer_command or (sys.executable, "-m", "trainer"),
-                      start_mode)
+                      start_mode, typed_ahead)
+
+
+def run_app(workspace: Path) -> None:
+    """Run the app in this terminal (`lorakit ui`, `lorakit demo --tui`). textual-image asks the
+    terminal what it can draw first, before Textual owns it; keys typed meanwhile are kept apart
+    from the terminal's answers and pressed once the app is up (tui/typeahead.py)."""
+    from tui.typeahead import pending_input, typed_keys
+    from tui.widgets.image_preview import image_widget_class
+
+    typed = typed_keys(pending_input())
+    image_widget_class()
+    # What is left now is answers, or their tails when a key typed meanwhile cut textual-image's
+    # reading short (`?62;4c` without its escape would press `?`): all of it goes.
+    pending_input(quiet=0.05)
+    make_app(workspace, typed_ahead=typed).run()

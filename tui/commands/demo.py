@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(result)
     if args.tui:
-        from tui.app import make_app
+        from tui.app import run_app
 
-        make_app(result.workspace).run()
+        run_app(result.workspace)
     return 0
 
 

@@ -26,10 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Checked before Textual starts, so a wrong path is one line on stderr, not a broken screen.
     workspace = init_workspace(args.workspace) if args.init else open_workspace(args.workspace)
-    from tui.widgets.image_preview import image_widget_class
+    from tui.app import run_app
 
-    image_widget_class()  # textual-image asks the terminal what it can draw now, before Textual owns it
-    from tui.app import make_app
-
-    make_app(workspace.root).run()
+    run_app(workspace.root)
     return 0
