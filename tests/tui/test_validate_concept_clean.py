@@ -161,3 +161,22 @@ async def test_bracketed_names_in_problems_and_notifications_are_text(workspace:
         await settle(pilot)
         assert app.is_running
     assert app.return_code in (0, None)
+
+
+async def test_header_recounts_after_a_validate_when_files_came(workspace: Path, monkeypatch):
+    """Validating writes nothing, so it forces no recount, but files added meanwhile show in the
+    header once it ends (not only at the next poll, switched off here)."""
+    from tests.conftest import write_caption, write_image
+
+    monkeypatch.setattr("tui.app.SUMMARY_POLL_SECONDS", 3600.0)
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_screen(pilot, "6", ValidateScreen)
+        await wait_until(pilot, lambda: screen.report is not None and not screen.running, what="validation on open")
+        await wait_until(pilot, lambda: "6 images" in app.screen.sub_title, what="the first count")
+        write_image(workspace / "dataset" / "2_alice" / "a9.png", (96, 80), (1, 2, 3))
+        write_caption(workspace / "dataset" / "2_alice" / "a9.txt", "alice, new")
+        report = screen.report
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: screen.report is not report and not screen.running, what="the validate")
+        await wait_until(pilot, lambda: "7 images" in app.screen.sub_title, what="the header's recount")

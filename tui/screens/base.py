@@ -37,7 +37,8 @@ class DataScreen(Screen[None]):
     JOB_VERB = "running"
     TABLE: str | None = None  # the lorakit.toml table the form fills from and saves to
     QUIET_GROUPS: frozenset[str] = frozenset()  # worker groups whose warnings the screen shows itself
-    JOB_WRITES = True  # the job may change files (False: it only reads; no recount after it)
+    JOB_WRITES = True  # the job may change files (False: it only reads; the header recounts only if
+    # a folder changed meanwhile, instead of a forced recount that competes with the result's display)
     AUTO_FOCUS = None  # no text field takes focus by itself: single-letter keys act at once
     BINDINGS = [
         Binding("ctrl+r", "run_job", "Run", priority=True),
@@ -181,8 +182,7 @@ class DataScreen(Screen[None]):
         if message.group == self.JOB:
             self.job_bar.finish(self.describe(message.summary), style="green")
             self.job_finished(message.summary)
-            if self.JOB_WRITES:
-                self.app.dataset_changed(self)
+            self.job_done(message.group)
         else:
             self.side_finished(message.group, message.summary)
 
@@ -191,8 +191,7 @@ class DataScreen(Screen[None]):
             self.job_bar.fail(message.error)
             self.log_line(f"error: {message.error}")
             self.notify(message.error, severity="error", timeout=8)
-            if self.JOB_WRITES:
-                self.app.dataset_changed(self)
+            self.job_done(message.group)
         else:
             self.side_failed(message.group, message.error)
 
@@ -203,8 +202,15 @@ class DataScreen(Screen[None]):
         if message.cancelled:
             self.job_bar.finish("cancelled", style="yellow")
             self.log_line(f"{message.group}: cancelled")
-            if self.JOB_WRITES or message.group != self.JOB:  # a side job (e.g. fix) may have written
-                self.app.dataset_changed(self)
+            self.job_done(message.group)
+
+    def job_done(self, group: str) -> None:
+        """After a job: the other screens re-read and the header recounts (a read-only job: the
+        header recounts if a folder changed meanwhile)."""
+        if self.JOB_WRITES or group != self.JOB:  # a side job run as the job (e.g. fix) may have written
+            self.app.dataset_changed(self)
+        else:
+            self.app.poll_summary()
 
     # -- ctrl+s -----------------------------------------------------------------------------
 
