@@ -346,6 +346,12 @@ class Operation:
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.rename(src, dst)
         self.count += 1
+        self.provenance.image_renamed(self._rel(src), self._rel(dst))  # (a move out of the dataset is no rename)
+
+    def image_renamed(self, src: Path, dst: Path) -> None:
+        """`src` is now at `dst` in another form (fix: a conversion): the tag store's rows follow it.
+        (`move` tells the store of plain renames itself.)"""
+        self.provenance.image_renamed(self._rel(src), self._rel(dst))
 
     def add(self, src: Path, dst: Path) -> None:
         """Bring a new file into the dataset (a finished download); undo moves it to the trash."""

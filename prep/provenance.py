@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 from prep.captions import CaptionEncodingError, decode_caption_bytes
 from prep.errors import PrepError
-from prep.images import IMAGE_EXTENSIONS
+from prep.images import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS
 
 STORE_NAME = "tags.sqlite"
 STORE_REL = ".lorakit/" + STORE_NAME  # the journal's `rows` records name it
@@ -222,6 +222,13 @@ class TagStore:
         row = self.db.execute("SELECT hash FROM captions WHERE image = ?", (image,)).fetchone()
         return row[0] if row else None
 
+    def rename_images(self, renamed: Mapping[str, str]) -> None:
+        """Move the rows of each image to its new path (rows already at a new path are replaced)."""
+        pairs = [(new, old) for old, new in renamed.items()]
+        for table in ("tags", "captions", "predictions"):
+            self.db.executemany(f"DELETE FROM {table} WHERE image = ?", [(new,) for new, _old in pairs])
+            self.db.executemany(f"UPDATE {table} SET image = ? WHERE image = ?", pairs)
+
     def set_predictions(self, entries: Iterable[tuple[str, str, Iterable[tuple[str, int, float]]]]) -> None:
         """Replace the stored confidences of (image, model, [(tag, category, confidence)]) entries."""
         entries = list(entries)
@@ -275,6 +282,7 @@ class ProvenanceWatcher:
         self.written: dict[str, bytes] = {}  # caption rel -> the bytes the operation last wrote there
         self.noted: dict[str, dict[str, tuple[str, float | None]]] = {}
         self.predictions: dict[str, tuple[str, list[tuple[str, int, float]]]] = {}
+        self.renamed: dict[str, str] = {}  # image rel before this operation -> its rel now
 
     @staticmethod
     def is_caption(rel: str) -> bool:
@@ -291,6 +299,18 @@ class ProvenanceWatcher:
         self.before[rel] = caption_hash(current) if current is not None else None
         self.before_data[rel] = current
 
+    def image_renamed(self, src: str, dst: str) -> None:
+        """An image now lives at `dst` (a rename, or a conversion to another format): its rows follow."""
+        if not self.active or src.startswith(".lorakit/") or dst.startswith(".lorakit/"):
+            return
+        if not src.lower().endswith(tuple(IMAGE_EXTENSIONS | UNSUPPORTED_IMAGE_EXTENSIONS)) or src == dst:
+            return
+        for first, now in list(self.renamed.items()):  # renamed twice in one operation: one step
+            if now == src:
+                self.renamed[first] = dst
+                return
+        self.renamed[src] = dst
+
     def note(self, rel: str, sources: Mapping[str, tuple[str, float | None]],
              predictions: tuple[str, list[tuple[str, int, float]]] | None = None) -> None:
         self.active = True
@@ -306,17 +326,20 @@ class ProvenanceWatcher:
         captions = [rel for rel in touched if self.is_caption(rel)]
         changed = set(captions)
         captions += [rel for rel in self.predictions if rel not in changed]
-        if not captions:
+        if not captions and not self.renamed:
             return
         listing: dict[str, dict[str, str]] = {}
         images = {rel: image_key(self.root, rel, listing) for rel in captions}
         store = TagStore(self.root, write=True)
         try:
             store.begin()
-            previous = store.snapshot(images.values())
+            previous = store.snapshot({*images.values(), *self.renamed, *self.renamed.values()})
             # The previous rows reach the journal before the transaction commits (see the docstring).
             operation.record_store_rows(STORE_REL, json.dumps(previous, separators=(",", ":")).encode(),
                                         store.created)
+            if self.renamed:
+                store.rename_images(self.renamed)
+                previous = renamed_snapshot(previous, self.renamed)  # the rows as they now stand
             stored = {image: digest for image, digest in previous["captions"]}
             updates = []
             for rel in captions:
@@ -342,6 +365,16 @@ class ProvenanceWatcher:
             raise
         finally:
             store.close()
+
+
+def renamed_snapshot(snapshot: Mapping[str, list], renamed: Mapping[str, str]) -> dict[str, list]:
+    """A snapshot as TagStore.rename_images leaves its rows (each row's image is its first field)."""
+    targets = set(renamed.values())
+    out: dict[str, list] = {"images": sorted({renamed.get(i, i) for i in snapshot["images"]})}
+    for table in ("tags", "captions", "predictions"):
+        out[table] = [[renamed[row[0]], *row[1:]] if row[0] in renamed else list(row)
+                      for row in snapshot[table] if row[0] in renamed or row[0] not in targets]
+    return out
 
 
 def restore_rows(root: Path, previous: bytes, created: bool) -> None:

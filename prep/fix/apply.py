@@ -106,6 +106,7 @@ def _apply_image(op: Operation, fix: ImageFix, trash: Path, plan: FixPlan) -> No
     if fix.convert:
         op.write_bytes(fix.dst, encoded)
         op.move(fix.src, trash / plan.rel(fix.src))
+        op.image_renamed(fix.src, fix.dst)  # its tags' sources follow it to the converted file
     else:
         op.write_bytes(fix.src, encoded)
         if fix.dst != fix.src:

@@ -186,3 +186,19 @@ def test_a_damaged_rows_record_is_refused_before_anything_changes(folder, model,
     err = capsys.readouterr().err
     assert "damaged" in err and "Traceback" not in err
     assert caption.read_bytes() == written  # nothing was undone
+
+
+def test_fix_renaming_an_image_keeps_its_tags_sources_and_undo_puts_them_back(folder, model, tag_json):
+    """`lorakit fix --rename-jpeg` moves red.jpeg to red.jpg: its tags keep the tagger as their
+    source (the store is keyed by image; every tag read as `user` before), and undo restores the
+    store row for row."""
+    write_image(folder / "3_red" / "warm.jpeg", (64, 64), (255, 120, 60), fmt="JPEG")
+    tag_json(folder, "--model", model)
+    before, stored = rows(folder, "3_red/warm.jpeg"), dump(folder)
+    assert before and {source for source, _ in before.values()} == {f"tagger:{model}"}
+    assert main(["fix", str(folder), "--rename-jpeg"]) == 0
+    assert (folder / "3_red" / "warm.jpg").is_file() and not (folder / "3_red" / "warm.jpeg").exists()
+    assert rows(folder, "3_red/warm.jpg") == before
+    assert not any(row[0] == "3_red/warm.jpeg" for row in dump(folder)["tags"])
+    assert main(["undo", str(folder)]) == 0
+    assert dump(folder) == stored
