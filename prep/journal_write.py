@@ -341,12 +341,13 @@ class Operation:
         src, dst = Path(src), Path(dst)
         if dst.exists():
             raise JournalError(f"{dst}: already exists; refusing to overwrite it with {src}")
-        self._append({"op": "move", "src": self._rel(src), "dst": self._rel(dst)})
+        src_rel, dst_rel = self._rel(src), self._rel(dst)
+        self._append({"op": "move", "src": src_rel, "dst": dst_rel})
         self._entries.flush()
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.rename(src, dst)
         self.count += 1
-        self.provenance.image_renamed(self._rel(src), self._rel(dst))  # (a move out of the dataset is no rename)
+        self.provenance.image_renamed(src_rel, dst_rel)  # (a move out of the dataset is no rename)
 
     def image_renamed(self, src: Path, dst: Path) -> None:
         """`src` is now at `dst` in another form (fix: a conversion): the tag store's rows follow it.
