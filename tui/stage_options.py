@@ -28,7 +28,10 @@ def fix_options(workspace: Workspace):
 
 
 def form_options(cls: type, table: str, workspace: Workspace, values: dict[str, Any], **kwargs: Any):
-    """A stage's config: `[table]` of lorakit.toml with the form's values over it (as flags would be)."""
-    from prep.config import load_options
+    """A stage's config: `[table]` of lorakit.toml with the form's values over it (as flags would be).
+    The form shows and edits the file's table, so its relative paths are the file's (relative to
+    the workspace), not the current folder's as a flag's would be."""
+    from prep.config import load_options, rebase_path_fields
 
+    values = rebase_path_fields(cls, values, workspace.config_file.parent, kwargs.get("path_or_id", ()))
     return load_options(cls, table, values, dataset=workspace.dataset, cwd=workspace.root, **kwargs)

@@ -117,3 +117,22 @@ async def test_tag_try_one_then_the_dataset(workspace: Path, tmp_path: Path):
         assert {p: p.read_bytes() for p in dataset.rglob("*.txt")} != before
         assert (dataset / "1_bob" / "b1.txt").is_file()  # the uncaptioned image got one
         assert len(Journal(dataset).history()) == 1
+
+
+async def test_tag_model_relative_to_the_workspace_from_another_folder(workspace: Path, tmp_path: Path,
+                                                                       monkeypatch):
+    """`[tagger] model = "models/tiny"` is the workspace's folder (as the demo writes it), also when the
+    app runs from another folder: the form's values are the file's, not flags relative to the cwd."""
+    write_model_folder(workspace / "models" / "tiny", STANDARD)
+    with open(workspace / "lorakit.toml", "a") as fh:
+        fh.write('\n[tagger]\nmodel = "models/tiny"\nmode = "overwrite"\ndevice = "cpu"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    app = make_app(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_screen(pilot, "2", TagScreen)
+        assert screen.config().model == str(workspace / "models" / "tiny")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: "tagged 6 image(s)" in screen.job_bar.status_text, timeout=90,
+                         what="tag run")
